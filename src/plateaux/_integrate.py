@@ -1,0 +1,227 @@
+r"""Integrate averaged learning equations with diffrax (adaptive, error-controlled, float64)."""
+
+import math
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import ArrayLike
+
+from ._generalization import generalization_error
+from ._order_params import OrderParams, check_order_params, flatten_learned, unflatten_learned
+from ._trajectory import Status, Trajectory, take_time
+from .dynamics import AbstractDynamics, OnlineSGD
+
+
+def log_grid(horizon: float, num: int = 400, start: float = 1e-2) -> np.ndarray:
+    r"""Saving grid $\{0\} \cup \{$`num` log-spaced times from `start` to `horizon`$\}$."""
+    if not (np.isfinite(horizon) and horizon > 0):
+        raise ValueError(f"horizon must be finite and > 0; got {horizon}")
+    start = min(start, horizon / 10)
+    return np.concatenate([[0.0], np.logspace(math.log10(start), math.log10(horizon), num)])
+
+
+def _as_grid(ts) -> np.ndarray:
+    if ts is None:
+        raise ValueError("pass the saving times ts (an array) or a horizon (a number)")
+    ts = np.asarray(ts, dtype=float)
+    if ts.ndim == 0:
+        return log_grid(float(ts))
+    if ts.ndim != 1 or ts.size < 2:
+        raise ValueError(f"ts must be a 1-d array of at least two times; got shape {ts.shape}")
+    if not np.all(np.isfinite(ts)) or np.any(np.diff(ts) <= 0):
+        raise ValueError(f"ts must be finite and strictly increasing; got {ts}")
+    return ts
+
+
+class _StopRule(eqx.Module):
+    """Terminate once converged (error tiny AND vector field ~ 0) or diverged."""
+
+    stop_eg: float
+    stop_rate: float
+    q_max: float
+
+    def __call__(self, t, y, args, **kwargs):
+        dynamics, template = args
+        params = unflatten_learned(y, template, learn_v=dynamics.learn_v)
+        rate = jnp.max(jnp.abs(dynamics.flat_vector_field(y, template)))
+        eg = generalization_error(params, dynamics.activation)
+        converged = (eg < self.stop_eg) & (rate < self.stop_rate)
+        return converged | _diverged(params, self.q_max)
+
+
+def _diverged(params: OrderParams, q_max: float):
+    finite = jnp.all(jnp.isfinite(params.Q)) & jnp.all(jnp.isfinite(params.R))
+    return ~finite | (jnp.max(jnp.abs(jnp.diagonal(params.Q))) > q_max)
+
+
+@eqx.filter_jit
+def _solve(dynamics, params0, ts, rtol, atol, max_steps, stop_eg, stop_rate, q_max, progress):
+    template = params0
+    y0 = flatten_learned(params0, learn_v=dynamics.learn_v)
+
+    def rhs(t, y, args):
+        return dynamics.flat_vector_field(y, template)
+
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(rhs),
+        diffrax.Tsit5(),
+        t0=ts[0],
+        t1=ts[-1],
+        dt0=None,
+        y0=y0,
+        args=(dynamics, template),
+        saveat=diffrax.SaveAt(ts=ts, t1=True),
+        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+        event=diffrax.Event(_StopRule(stop_eg, stop_rate, q_max)),
+        max_steps=max_steps,
+        throw=False,
+        progress_meter=diffrax.TqdmProgressMeter() if progress else diffrax.NoProgressMeter(),
+    )
+    y_final = sol.ys[-1]
+    t_stop = sol.ts[-1]
+    final = unflatten_learned(y_final, template, learn_v=dynamics.learn_v)
+    diverged = _diverged(final, q_max)
+    reached_event = sol.result == diffrax.RESULTS.event_occurred
+    status = jnp.where(
+        diverged,
+        int(Status.DIVERGED),
+        jnp.where(
+            sol.result == diffrax.RESULTS.max_steps_reached,
+            int(Status.MAX_STEPS),
+            jnp.where(reached_event, int(Status.CONVERGED), int(Status.REACHED_HORIZON)),
+        ),
+    )
+    # Saves after an early stop: repeat the converged state; NaN after divergence/max_steps.
+    unreached = ts > t_stop
+    fill = jnp.where(status == int(Status.CONVERGED), y_final, jnp.nan)
+    ys = jnp.where(unreached[:, None], fill[None, :], sol.ys[:-1])
+    series = unflatten_learned(ys, _broadcast_time(template, ts.shape[0]), learn_v=dynamics.learn_v)
+    eg = generalization_error(series, dynamics.activation)
+    stats = sol.stats
+    return Trajectory(
+        t=ts,
+        params=series,
+        eg=eg,
+        t_stop=t_stop,
+        status=status,
+        num_steps=stats["num_steps"],
+        num_accepted_steps=stats["num_accepted_steps"],
+        num_rejected_steps=stats["num_rejected_steps"],
+    )
+
+
+def _broadcast_time(params: OrderParams, n: int) -> OrderParams:
+    return jax.tree.map(lambda x: jnp.broadcast_to(x, (n,) + x.shape), params)
+
+
+def integrate(
+    params0: OrderParams,
+    eta: ArrayLike | AbstractDynamics,
+    ts: ArrayLike | float,
+    *,
+    noise: ArrayLike = 0.0,
+    rtol: float = 1e-8,
+    atol: float = 1e-10,
+    max_steps: int = 200_000,
+    stop_eg: float = 1e-10,
+    stop_rate: float = 1e-9,
+    q_max: float = 1e4,
+    progress: bool = False,
+    throw: bool = True,
+) -> Trajectory:
+    r"""Integrate the order-parameter ODE from `params0` and save on the grid `ts`.
+
+    Solver: Tsit5 with a PID step-size controller (`rtol`, `atol`) in minimal coordinates
+    (upper triangle of $Q$, then $R$), in float64. The solve stops early once *converged*:
+    $\epsilon_g <$ `stop_eg` **and** $\max|dy/d\alpha| <$ `stop_rate` (a plateau has a tiny
+    vector field but an error far above `stop_eg`, so it never triggers this); saves after
+    the stop repeat the converged state and `t_stop` records when it happened. With output
+    noise $\epsilon_g$ has a floor $O(\eta s^2)$, so early stopping only happens if you raise
+    `stop_eg` above it.
+
+    **Arguments:**
+
+    - `params0`: initial [`plateaux.OrderParams`][]; leading batch axes are solved in one
+      `vmap` (the batch steps until its slowest member finishes).
+    - `eta`: learning rate $\eta > 0$ for [`plateaux.OnlineSGD`][], or any
+      [`plateaux.AbstractDynamics`][] (then `noise` must be left at 0).
+    - `ts`: increasing saving times starting at the initial time, or a horizon (a number):
+      then [`plateaux.log_grid`][]`(horizon)`.
+    - `noise`: output-noise standard deviation $s$.
+    - `rtol`, `atol`, `max_steps`: solver controls.
+    - `stop_eg`, `stop_rate`: early-stopping thresholds (above). `q_max`: a diagonal
+      $Q_{ii}$ above it counts as divergence.
+    - `progress`: show a progress bar (unbatched solves).
+    - `throw`: raise on divergence or exhausted `max_steps` (default); with `False`, return
+      the flagged trajectory (`status`, NaN after `t_stop`).
+
+    **Returns:** a [`plateaux.Trajectory`][].
+
+    **Raises:** `ValueError` on invalid input (naming it) and `RuntimeError` when the
+    integration diverged or ran out of steps (with `throw=True`).
+    """
+    dynamics = eta if isinstance(eta, AbstractDynamics) else OnlineSGD(eta, noise)
+    if isinstance(eta, AbstractDynamics) and np.any(np.asarray(noise) != 0):
+        raise ValueError("pass noise to the dynamics object, not to integrate(), when eta is one")
+    if not isinstance(params0, OrderParams):
+        raise TypeError(f"params0 must be a plateaux.OrderParams; got {type(params0).__name__}")
+    if max_steps <= 0:
+        raise ValueError(f"max_steps must be positive; got {max_steps}")
+    check_order_params(params0, "params0")
+    grid = jnp.asarray(_as_grid(ts))
+    args = (
+        float(rtol),
+        float(atol),
+        int(max_steps),
+        float(stop_eg),
+        float(stop_rate),
+        float(q_max),
+    )
+    batch_ndim = params0.R.ndim - 2
+    if batch_ndim == 0:
+        traj = _solve(dynamics, params0, grid, *args, progress)
+    else:
+        flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[batch_ndim:]), params0)
+        solve_one = lambda p: _solve(dynamics, p, grid, *args, False)  # noqa: E731
+        traj = eqx.filter_vmap(solve_one)(flat)
+        batch = params0.R.shape[:batch_ndim]
+        traj = jax.tree.map(lambda x: x.reshape(batch + x.shape[1:]), traj)
+    if throw:
+        _raise_on_failure(traj, dynamics)
+    return traj
+
+
+def _raise_on_failure(traj: Trajectory, dynamics: AbstractDynamics) -> None:
+    status = np.asarray(traj.status)
+    t_stop = np.asarray(traj.t_stop)
+    for code, what in (
+        (Status.DIVERGED, "diverged (non-finite state or Q_ii > q_max)"),
+        (Status.MAX_STEPS, "ran out of solver steps (raise max_steps)"),
+    ):
+        bad = np.argwhere(status == code)
+        if bad.size:
+            idx = tuple(bad[0])
+            eta = np.asarray(getattr(dynamics, "eta", np.nan))
+            raise RuntimeError(
+                f"integration {what} at alpha={t_stop[idx]:.6g}"
+                + (f" for batch member {idx}" if idx else "")
+                + f" with eta={eta}; for online SGD this usually means eta is too large. "
+                "Pass throw=False to get the flagged trajectory."
+            )
+
+
+def integrate_from_simulation(sim, ts: ArrayLike | None = None, **kwargs) -> Trajectory:
+    r"""The ODE prediction for a [`plateaux.SimulationResult`][]: integrate from the
+    simulated networks' *initial* order parameters with the same $\eta$ and noise, saving at
+    the simulation's record times (or `ts`). Seeds batched in `sim` give a batched trajectory.
+    Extra keyword arguments go to [`plateaux.integrate`][].
+    """
+    eta, noise = np.unique(np.asarray(sim.eta)), np.unique(np.asarray(sim.noise))
+    if eta.size != 1 or noise.size != 1:
+        raise ValueError(f"simulations with different eta/noise in one batch: {eta}, {noise}")
+    grid = np.asarray(sim.t).reshape(-1, np.shape(sim.t)[-1])[0] if ts is None else ts
+    params0 = take_time(sim.params, 0)
+    return integrate(params0, OnlineSGD(eta[0], noise[0]), grid, **kwargs)

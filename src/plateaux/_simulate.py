@@ -1,0 +1,150 @@
+r"""Finite-N online learning of a soft committee machine (the same rule as the ODEs)."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
+
+from ._generalization import generalization_error
+from ._network import SoftCommittee, order_parameters
+from ._order_params import OrderParams
+from ._trajectory import OrderParamsSeries
+
+
+class SimulationResult(OrderParamsSeries):
+    r"""Record of a finite-N simulation.
+
+    **Fields:** `t` (time $\alpha = \mu/N$ at each record, shape `(S,)`), `params` (exact
+    order parameters of the networks at each record), `eg` (the *exact* generalization error
+    of the finite network, from its order parameters, so no Monte-Carlo noise is added),
+    `student` (final student), `eta`, `noise` (the rule that was simulated), `N`.
+    Batch axes (e.g. seeds under `vmap`) come first.
+    """
+
+    t: Float[Array, "*b S"]
+    params: OrderParams
+    eg: Float[Array, "*b S"]
+    student: SoftCommittee
+    eta: Float[Array, "*b"]
+    noise: Float[Array, "*b"]
+    N: int = eqx.field(static=True)
+
+
+def squared_error(weights, student: SoftCommittee, xi, label):
+    r"""$\epsilon = (\sigma(\xi) - \tau)^2/2$ as a function of the student's hidden weights."""
+    return 0.5 * (eqx.tree_at(lambda s: s.weights, student, weights)(xi) - label) ** 2
+
+
+def _chunk_size(record_every: int, largest: int = 256) -> int:
+    """Largest divisor of `record_every` not above `largest` (inputs are drawn per chunk)."""
+    return max(d for d in range(1, min(record_every, largest) + 1) if record_every % d == 0)
+
+
+def _check_positive(name: str, value) -> None:
+    if isinstance(value, jax.core.Tracer):
+        return
+    value = np.asarray(value)
+    if not (np.all(np.isfinite(value)) and np.all(value > 0)):
+        raise ValueError(f"{name} must be finite and > 0; got {name}={value}")
+
+
+@eqx.filter_jit
+def _run(student, teacher, eta, noise, key, n_records, record_every, optimizer):
+    N = student.N
+    opt = optax.sgd(eta) if optimizer is None else optimizer
+    grad_fn = jax.grad(squared_error)
+
+    chunk = _chunk_size(record_every)
+
+    def step(carry, example):
+        weights, opt_state = carry
+        xi, label_noise = example
+        label = teacher(xi) + noise * label_noise
+        grads = grad_fn(weights, student, xi, label)
+        updates, opt_state = opt.update(grads, opt_state, weights)
+        return (optax.apply_updates(weights, updates), opt_state), None
+
+    def run_chunk(carry, chunk_key):
+        # Drawing a chunk of inputs at once is much faster than one draw per step.
+        k_xi, k_noise = jax.random.split(chunk_key)
+        examples = (jax.random.normal(k_xi, (chunk, N)), jax.random.normal(k_noise, (chunk,)))
+        return jax.lax.scan(step, carry, examples)[0], None
+
+    def block(carry, block_key):
+        keys = jax.random.split(block_key, record_every // chunk)
+        carry, _ = jax.lax.scan(run_chunk, carry, keys)
+        return carry, carry[0]
+
+    init = (student.weights, opt.init(student.weights))
+    (weights, _), recorded = jax.lax.scan(block, init, jax.random.split(key, n_records))
+    all_weights = jnp.concatenate([student.weights[None], recorded], axis=0)
+    series = jax.vmap(
+        lambda J: order_parameters(eqx.tree_at(lambda s: s.weights, student, J), teacher)
+    )(all_weights)
+    t = jnp.arange(n_records + 1) * (record_every / N)
+    return SimulationResult(
+        t=t,
+        params=series,
+        eg=generalization_error(series, student.activation),
+        student=eqx.tree_at(lambda s: s.weights, student, weights),
+        eta=jnp.asarray(eta, dtype=float),
+        noise=jnp.asarray(noise, dtype=float),
+        N=N,
+    )
+
+
+def simulate(
+    student: SoftCommittee,
+    teacher: SoftCommittee,
+    eta: ArrayLike,
+    n_steps: int,
+    key: PRNGKeyArray,
+    *,
+    record_every: int | None = None,
+    noise: ArrayLike = 0.0,
+    optimizer: optax.GradientTransformation | None = None,
+) -> SimulationResult:
+    r"""Online SGD of `student` on labels of `teacher`, one fresh Gaussian example per step.
+
+    Each step draws $\xi\sim\mathcal N(0, I_N)$, the label $\tau = \sum_n w_n g(y_n) + s\zeta$
+    ($\zeta\sim\mathcal N(0,1)$), and applies optax SGD with learning rate $\eta$ to
+    $\epsilon = (\sigma-\tau)^2/2$ as a function of the hidden weights; since
+    $\nabla_{J_i}\epsilon = (\sigma-\tau) v_i g'(x_i)\,\xi/\sqrt N$ this is exactly
+    $J_i \leftarrow J_i + \frac{\eta}{\sqrt N} v_i g'(x_i)(\tau - \sigma)\,\xi$, the rule whose
+    $N\to\infty$ limit is [`plateaux.OnlineSGD`][]. Time is $\alpha = \mu/N$.
+
+    Pure in `key` (jitted with `lax.scan`), so `jax.vmap` over keys (and students) runs many
+    seeds at once.
+
+    **Arguments:**
+
+    - `student`, `teacher`: [`plateaux.SoftCommittee`][] of the same input dimension $N$.
+    - `eta`: learning rate $> 0$. `noise`: label-noise standard deviation $s\ge0$.
+    - `n_steps`: number of examples; a multiple of `record_every`.
+    - `key`: a JAX PRNG key.
+    - `record_every`: steps between records (default: 200 records).
+    - `optimizer`: an optax transformation to use instead of `optax.sgd(eta)` (then the ODE
+      comparison no longer applies).
+
+    **Returns:** a [`plateaux.SimulationResult`][] with `n_steps // record_every + 1` records,
+    the first at $\alpha = 0$.
+    """
+    if student.N != teacher.N:
+        raise ValueError(f"student N={student.N} and teacher N={teacher.N} differ")
+    _check_positive("eta", eta)
+    if not isinstance(noise, jax.core.Tracer) and not np.all(np.asarray(noise) >= 0):
+        raise ValueError(f"noise (standard deviation) must be >= 0; got noise={noise}")
+    n_steps = int(n_steps)
+    if n_steps < 1:
+        raise ValueError(f"n_steps must be >= 1; got {n_steps}")
+    if record_every is None:
+        record_every = max(1, n_steps // 200)
+        n_steps -= n_steps % record_every
+    record_every = int(record_every)
+    if record_every < 1 or n_steps % record_every:
+        raise ValueError(f"record_every={record_every} must be >= 1 and divide n_steps={n_steps}")
+    eta = jnp.asarray(eta, dtype=float)
+    noise = jnp.asarray(noise, dtype=float)
+    return _run(student, teacher, eta, noise, key, n_steps // record_every, record_every, optimizer)
