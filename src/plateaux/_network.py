@@ -68,9 +68,7 @@ class SoftCommittee(eqx.Module):
 def order_parameters(student: SoftCommittee, teacher: SoftCommittee) -> OrderParams:
     r"""$Q = JJ^T/N$, $R = JB^T/N$, $T = BB^T/N$ with the networks' $v$, $w$."""
     if student.N != teacher.N:
-        raise ValueError(
-            f"student and teacher input dimensions differ: N={student.N} vs N={teacher.N}"
-        )
+        raise ValueError(f"student and teacher input dimensions differ: N={student.N} vs N={teacher.N}")
     J, B, N = student.weights, teacher.weights, student.N
     return OrderParams(J @ J.T / N, J @ B.T / N, B @ B.T / N, student.v, teacher.v)
 

@@ -45,9 +45,7 @@ class OrderParams(eqx.Module):
     def __init__(self, Q: ArrayLike, R: ArrayLike, T: ArrayLike, v=None, w=None):
         Q, R, T = _as_float_array(Q), _as_float_array(R), _as_float_array(T)
         if Q.ndim < 2 or R.ndim < 2 or T.ndim < 2:
-            raise ValueError(
-                f"Q, R, T must be matrices; got shapes Q{Q.shape}, R{R.shape}, T{T.shape}"
-            )
+            raise ValueError(f"Q, R, T must be matrices; got shapes Q{Q.shape}, R{R.shape}, T{T.shape}")
         K, M = R.shape[-2], R.shape[-1]
         self.Q = Q
         self.R = R
@@ -126,9 +124,7 @@ def check_order_params(params: OrderParams, name: str = "params") -> OrderParams
         value = np.asarray(getattr(params, field))
         asym = np.max(np.abs(value - np.swapaxes(value, -1, -2)), initial=0.0)
         if asym > _SYMMETRY_RTOL * max(np.max(np.abs(value), initial=0.0), 1.0):
-            raise ValueError(
-                f"{name}.{field} is not symmetric (max |X - X^T| = {asym:.3g}): {value}"
-            )
+            raise ValueError(f"{name}.{field} is not symmetric (max |X - X^T| = {asym:.3g}): {value}")
     C = np.asarray(params.covariance)
     lam_min = np.min(np.linalg.eigvalsh(C))
     if lam_min < -_PSD_RTOL * max(np.max(np.abs(C)), 1.0):
@@ -159,9 +155,7 @@ def flatten_learned(params: OrderParams, *, learn_v: bool = False) -> Float[Arra
     return jnp.concatenate(parts, axis=-1)
 
 
-def unflatten_learned(
-    y: Float[Array, " D"], template: OrderParams, *, learn_v: bool = False
-) -> OrderParams:
+def unflatten_learned(y: Float[Array, " D"], template: OrderParams, *, learn_v: bool = False) -> OrderParams:
     """Inverse of [`plateaux.flatten_learned`][]: fill $Q$, $R$ (and $v$) of `template`."""
     K, M = template.K, template.M
     n_q = K * (K + 1) // 2

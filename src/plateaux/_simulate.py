@@ -80,9 +80,9 @@ def _run(student, teacher, eta, noise, key, n_records, record_every, optimizer):
     init = (student.weights, opt.init(student.weights))
     (weights, _), recorded = jax.lax.scan(block, init, jax.random.split(key, n_records))
     all_weights = jnp.concatenate([student.weights[None], recorded], axis=0)
-    series = jax.vmap(
-        lambda J: order_parameters(eqx.tree_at(lambda s: s.weights, student, J), teacher)
-    )(all_weights)
+    series = jax.vmap(lambda J: order_parameters(eqx.tree_at(lambda s: s.weights, student, J), teacher))(
+        all_weights
+    )
     t = jnp.arange(n_records + 1) * (record_every / N)
     return SimulationResult(
         t=t,

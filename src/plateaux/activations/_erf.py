@@ -63,20 +63,6 @@ class Erf(AbstractActivation):
             + c12 * c13 * c24
             + c12 * c14 * c23
         )
-        lambda1 = (
-            lambda4 * (1.0 + c33)
-            - c23**2 * (1.0 + c11)
-            - c13**2 * (1.0 + c22)
-            + 2.0 * c12 * c13 * c23
-        )
-        lambda2 = (
-            lambda4 * (1.0 + c44)
-            - c24**2 * (1.0 + c11)
-            - c14**2 * (1.0 + c22)
-            + 2.0 * c12 * c14 * c24
-        )
-        return (
-            (4.0 / math.pi**2)
-            / jnp.sqrt(lambda4)
-            * _safe_arcsin(lambda0 / jnp.sqrt(lambda1 * lambda2))
-        )
+        lambda1 = lambda4 * (1.0 + c33) - c23**2 * (1.0 + c11) - c13**2 * (1.0 + c22) + 2.0 * c12 * c13 * c23
+        lambda2 = lambda4 * (1.0 + c44) - c24**2 * (1.0 + c11) - c14**2 * (1.0 + c22) + 2.0 * c12 * c14 * c24
+        return (4.0 / math.pi**2) / jnp.sqrt(lambda4) * _safe_arcsin(lambda0 / jnp.sqrt(lambda1 * lambda2))

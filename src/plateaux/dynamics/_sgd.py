@@ -69,9 +69,7 @@ class OnlineSGD(AbstractDynamics):
         if not (np.all(np.isfinite(eta)) and np.all(eta > 0)):
             raise ValueError(f"learning rate eta must be finite and > 0; got eta={eta}")
         if not (np.all(np.isfinite(noise)) and np.all(noise >= 0)):
-            raise ValueError(
-                f"output noise (standard deviation) must be finite and >= 0; got noise={noise}"
-            )
+            raise ValueError(f"output noise (standard deviation) must be finite and >= 0; got noise={noise}")
 
     def vector_field(self, params: OrderParams) -> OrderParams:
         K = params.K
