@@ -73,15 +73,15 @@ def _solve(dynamics, params0, ts, rtol, atol, max_steps, stop_eg, stop_rate, q_m
         dt0=None,
         y0=y0,
         args=(dynamics, template),
-        saveat=diffrax.SaveAt(ts=ts, t1=True),
+        saveat=diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=ts), diffrax.SubSaveAt(t1=True)]),
         stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
         event=diffrax.Event(_StopRule(stop_eg, stop_rate, q_max)),
         max_steps=max_steps,
         throw=False,
         progress_meter=diffrax.TqdmProgressMeter() if progress else diffrax.NoProgressMeter(),
     )
-    y_final = sol.ys[-1]
-    t_stop = sol.ts[-1]
+    ys_grid, y_final = sol.ys[0], sol.ys[1][0]
+    t_stop = sol.ts[1][0]
     final = unflatten_learned(y_final, template, learn_v=dynamics.learn_v)
     diverged = _diverged(final, q_max)
     reached_event = sol.result == diffrax.RESULTS.event_occurred
@@ -97,7 +97,7 @@ def _solve(dynamics, params0, ts, rtol, atol, max_steps, stop_eg, stop_rate, q_m
     # Saves after an early stop: repeat the converged state; NaN after divergence/max_steps.
     unreached = ts > t_stop
     fill = jnp.where(status == int(Status.CONVERGED), y_final, jnp.nan)
-    ys = jnp.where(unreached[:, None], fill[None, :], sol.ys[:-1])
+    ys = jnp.where(unreached[:, None], fill[None, :], ys_grid)
     series = unflatten_learned(ys, _broadcast_time(template, ts.shape[0]), learn_v=dynamics.learn_v)
     eg = generalization_error(series, dynamics.activation)
     stats = sol.stats
@@ -126,8 +126,8 @@ def integrate(
     rtol: float = 1e-8,
     atol: float = 1e-10,
     max_steps: int = 200_000,
-    stop_eg: float = 1e-10,
-    stop_rate: float = 1e-9,
+    stop_eg: float = 1e-9,
+    stop_rate: float = 1e-7,
     q_max: float = 1e4,
     progress: bool = False,
     throw: bool = True,
