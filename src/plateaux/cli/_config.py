@@ -1,0 +1,222 @@
+"""The TOML run configuration: parsing, validation, and the objects it describes."""
+
+import dataclasses
+import math
+import sys
+
+import jax
+import numpy as np
+
+from .._initial import classic_start, correlated_teacher
+from .._order_params import OrderParams, check_order_params
+from ..activations import activation_from_name
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+CONFIG_REFERENCE = """\
+CONFIG.toml reference (every key; defaults in brackets):
+
+  [model]        K (student hidden units), M (teacher hidden units), activation ["erf"]
+  [teacher]      kind = "isotropic" (T = I) | "correlated" (T = (1-c) I + c 11^T; needs c)
+                        | "explicit" (needs T = [[...], ...]) ["isotropic"]
+                 c (teacher correlation, for kind = "correlated")
+                 T (M x M teacher overlaps, for kind = "explicit")
+                 w (teacher second-layer weights, length M) [ones]
+  [student]      start = "classic" (Saad & Solla: Q_ii ~ U[0, q_max], Q_ik, R_in ~ U[0, overlap_max])
+                        | "explicit" (needs Q (K x K) and R (K x M)) ["classic"]
+                 seed [0], q_max [0.5], overlap_max [1e-12]  (classic start)
+                 v (student second-layer weights, length K) [ones]
+  [learning]     eta (learning rate > 0; required), noise (output-noise std >= 0) [0.0]
+  [integration]  horizon (final alpha; required), num_saves (log-spaced saves) [400],
+                 rtol [1e-8], atol [1e-10], max_steps [200000]
+  [simulation]   optional finite-N online SGD overlay, started from networks that realise the
+                 student start's overlaps exactly:
+                 N (input dimension), seeds (number of runs) [4], seed (base PRNG seed) [1],
+                 horizon (final alpha) [integration.horizon], records (records per run) [200]
+"""
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or invalid (the message names the key)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SimulationConfig:
+    N: int
+    seeds: int
+    seed: int
+    horizon: float
+    records: int
+
+    @property
+    def n_steps(self) -> int:
+        return self.records * self.record_every
+
+    @property
+    def record_every(self) -> int:
+        return max(1, round(self.horizon * self.N / self.records))
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    raw: dict
+    K: int
+    M: int
+    activation: str
+    params0: OrderParams
+    eta: float
+    noise: float
+    horizon: float
+    num_saves: int
+    rtol: float
+    atol: float
+    max_steps: int
+    simulation: SimulationConfig | None
+
+    def save_times(self) -> np.ndarray:
+        from .._integrate import log_grid
+
+        return log_grid(self.horizon, self.num_saves)
+
+
+def _get(table: dict, key: str, where: str, kind=float, default=..., check=None):
+    if key not in table:
+        if default is ...:
+            raise ConfigError(f"missing required key [{where}] {key}")
+        return default
+    value = table[key]
+    try:
+        if kind is int:
+            if isinstance(value, bool) or float(value) != int(value):
+                raise ValueError
+            value = int(value)
+        elif kind is float:
+            if isinstance(value, bool):
+                raise ValueError
+            value = float(value)
+        elif kind is str:
+            if not isinstance(value, str):
+                raise ValueError
+    except (TypeError, ValueError):
+        raise ConfigError(f"[{where}] {key} = {value!r} is not a valid {kind.__name__}") from None
+    if kind is float and not math.isfinite(value):
+        raise ConfigError(f"[{where}] {key} = {value!r} must be finite")
+    if check is not None and not check(value):
+        raise ConfigError(f"[{where}] {key} = {value!r} is out of range")
+    return value
+
+
+def _matrix(table: dict, key: str, where: str, shape: tuple) -> np.ndarray:
+    if key not in table:
+        raise ConfigError(f"missing required key [{where}] {key} (a {shape} array)")
+    try:
+        value = np.asarray(table[key], dtype=float)
+    except (TypeError, ValueError):
+        raise ConfigError(f"[{where}] {key} must be a numeric array of shape {shape}") from None
+    if value.shape != shape:
+        raise ConfigError(f"[{where}] {key} has shape {value.shape}, expected {shape}")
+    if not np.all(np.isfinite(value)):
+        raise ConfigError(f"[{where}] {key} has non-finite entries")
+    return value
+
+
+def _check_known(table: dict, where: str, known: set) -> None:
+    unknown = set(table) - known
+    if unknown:
+        raise ConfigError(f"unknown key(s) in [{where}]: {sorted(unknown)}; known: {sorted(known)}")
+
+
+def parse_config(raw: dict) -> RunConfig:
+    """Validate a configuration dictionary (parsed TOML) into a [`RunConfig`][]."""
+    _check_known(raw, "top level", {"model", "teacher", "student", "learning", "integration", "simulation"})
+    model = raw.get("model", {})
+    _check_known(model, "model", {"K", "M", "activation"})
+    K = _get(model, "K", "model", int, check=lambda x: x >= 1)
+    M = _get(model, "M", "model", int, check=lambda x: x >= 1)
+    activation = _get(model, "activation", "model", str, default="erf")
+    try:
+        activation_from_name(activation)
+    except ValueError as e:
+        raise ConfigError(f"[model] activation: {e}") from None
+
+    teacher = raw.get("teacher", {})
+    _check_known(teacher, "teacher", {"kind", "c", "T", "w"})
+    kind = _get(teacher, "kind", "teacher", str, default="isotropic")
+    if kind == "isotropic":
+        T = np.eye(M)
+    elif kind == "correlated":
+        c = _get(teacher, "c", "teacher")
+        try:
+            T = np.asarray(correlated_teacher(M, c))
+        except ValueError as e:
+            raise ConfigError(f"[teacher] {e}") from None
+    elif kind == "explicit":
+        T = _matrix(teacher, "T", "teacher", (M, M))
+    else:
+        raise ConfigError(
+            f"[teacher] kind = {kind!r} is unknown; use 'isotropic', 'correlated' or 'explicit'"
+        )
+    w = _matrix(teacher, "w", "teacher", (M,)) if "w" in teacher else None
+
+    student = raw.get("student", {})
+    _check_known(student, "student", {"start", "seed", "q_max", "overlap_max", "Q", "R", "v"})
+    start = _get(student, "start", "student", str, default="classic")
+    v = _matrix(student, "v", "student", (K,)) if "v" in student else None
+    if start == "classic":
+        seed = _get(student, "seed", "student", int, default=0)
+        q_max = _get(student, "q_max", "student", default=0.5, check=lambda x: x > 0)
+        overlap_max = _get(student, "overlap_max", "student", default=1e-12, check=lambda x: x >= 0)
+        params0 = classic_start(K, T, jax.random.key(seed), q_max=q_max, overlap_max=overlap_max, v=v, w=w)
+    elif start == "explicit":
+        Q = _matrix(student, "Q", "student", (K, K))
+        R = _matrix(student, "R", "student", (K, M))
+        params0 = OrderParams(Q, R, T, v, w)
+    else:
+        raise ConfigError(f"[student] start = {start!r} is unknown; use 'classic' or 'explicit'")
+    try:
+        check_order_params(params0, "student start")
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+    learning = raw.get("learning", {})
+    _check_known(learning, "learning", {"eta", "noise"})
+    eta = _get(learning, "eta", "learning", check=lambda x: x > 0)
+    noise = _get(learning, "noise", "learning", default=0.0, check=lambda x: x >= 0)
+
+    integ = raw.get("integration", {})
+    _check_known(integ, "integration", {"horizon", "num_saves", "rtol", "atol", "max_steps"})
+    horizon = _get(integ, "horizon", "integration", check=lambda x: x > 0)
+    num_saves = _get(integ, "num_saves", "integration", int, default=400, check=lambda x: x >= 2)
+    rtol = _get(integ, "rtol", "integration", default=1e-8, check=lambda x: 0 < x < 1)
+    atol = _get(integ, "atol", "integration", default=1e-10, check=lambda x: 0 < x < 1)
+    max_steps = _get(integ, "max_steps", "integration", int, default=200_000, check=lambda x: x >= 1)
+
+    simulation = None
+    if "simulation" in raw:
+        sim = raw["simulation"]
+        _check_known(sim, "simulation", {"N", "seeds", "seed", "horizon", "records"})
+        simulation = SimulationConfig(
+            N=_get(sim, "N", "simulation", int, check=lambda x: x >= K + M),
+            seeds=_get(sim, "seeds", "simulation", int, default=4, check=lambda x: x >= 1),
+            seed=_get(sim, "seed", "simulation", int, default=1),
+            horizon=_get(sim, "horizon", "simulation", default=horizon, check=lambda x: x > 0),
+            records=_get(sim, "records", "simulation", int, default=200, check=lambda x: x >= 1),
+        )
+    return RunConfig(
+        raw, K, M, activation, params0, eta, noise, horizon, num_saves, rtol, atol, max_steps, simulation
+    )
+
+
+def load_config(path) -> RunConfig:
+    """Read and validate a TOML configuration file."""
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path} is not valid TOML: {e}") from None
+    return parse_config(raw)

@@ -1,0 +1,220 @@
+"""`plateaux run`: integrate the ODE (and simulate finite-N networks), write the results."""
+
+import json
+import math
+import platform
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from .. import __version__
+from .._integrate import integrate, integrate_from_simulation
+from .._network import networks_from_order_params
+from .._simulate import simulate
+from .._trajectory import Status
+from ..activations import activation_from_name
+from ..analysis import find_plateau
+from ..dynamics import OnlineSGD
+from ._config import RunConfig
+
+CONVENTIONS = {
+    "output": "sigma = sum_i v_i g(x_i) (no 1/K prefactor)",
+    "activation": "g(x) = erf(x / sqrt(2))",
+    "time": "alpha = examples / N",
+    "learning_rate": "J_i += (eta / sqrt(N)) v_i g'(x_i) (tau - sigma) xi",
+    "noise": "output-noise standard deviation s on the teacher label",
+    "eg": "0.5 <(sigma - tau)^2> against the clean teacher label (noise floor s^2/2 excluded)",
+}
+
+
+def _versions() -> dict:
+    import diffrax
+    import equinox
+    import optax
+
+    return {
+        "plateaux": __version__,
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "diffrax": diffrax.__version__,
+        "equinox": equinox.__version__,
+        "optax": optax.__version__,
+        "numpy": np.__version__,
+        "device": str(jax.devices()[0]),
+    }
+
+
+def _log(message: str, quiet: bool) -> None:
+    if not quiet:
+        print(message, file=sys.stderr, flush=True)
+
+
+def _simulate_with_progress(cfg: RunConfig, dynamics: OnlineSGD, quiet: bool):
+    """Run all seeds (vmapped) in segments, printing progress between segments."""
+    sim_cfg = cfg.simulation
+    act = activation_from_name(cfg.activation)
+    key = jax.random.key(sim_cfg.seed)
+    k_nets, k_runs = jax.random.split(key)
+    pairs = [
+        networks_from_order_params(cfg.params0, sim_cfg.N, k, act)
+        for k in jax.random.split(k_nets, sim_cfg.seeds)
+    ]
+    teachers = [t for _, t in pairs]
+    students = jax.tree.map(lambda *xs: np.stack(xs), *[s for s, _ in pairs])
+    teachers = jax.tree.map(lambda *xs: np.stack(xs), *teachers)
+    segments = math.gcd(sim_cfg.records, 20)
+    records_per_segment = sim_cfg.records // segments
+    steps_per_segment = records_per_segment * sim_cfg.record_every
+
+    @jax.jit
+    def run_segment(students, teachers, keys):
+        return jax.vmap(
+            lambda s, t, k: simulate(
+                s,
+                t,
+                dynamics.eta,
+                steps_per_segment,
+                k,
+                record_every=sim_cfg.record_every,
+                noise=dynamics.noise,
+            )
+        )(students, teachers, keys)
+
+    pieces = []
+    started = time.perf_counter()
+    for segment in range(segments):
+        keys = jax.random.split(jax.random.fold_in(k_runs, segment), sim_cfg.seeds)
+        result = run_segment(students, teachers, keys)
+        students = result.student
+        pieces.append(result)
+        done = (segment + 1) / segments
+        elapsed = time.perf_counter() - started
+        _log(
+            f"  simulation {done:6.1%} (alpha {done * sim_cfg.horizon:.4g}): "
+            f"{elapsed:.1f}s elapsed, ~{elapsed / done * (1 - done):.0f}s left",
+            quiet,
+        )
+
+    # Each segment's first record repeats the previous segment's last one.
+    def stitch(get):
+        parts = [np.asarray(get(pieces[0]))] + [np.asarray(get(p))[:, 1:] for p in pieces[1:]]
+        return np.concatenate(parts, axis=1)
+
+    t = np.arange(sim_cfg.records + 1) * (sim_cfg.record_every / sim_cfg.N)
+    return pieces[0], {
+        "sim_t": t,
+        "sim_eg": stitch(lambda p: p.eg),
+        "sim_Q": stitch(lambda p: p.params.Q),
+        "sim_R": stitch(lambda p: p.params.R),
+    }
+
+
+def _plateau_dict(t, eg):
+    info = find_plateau(t, eg)
+    return None if info is None else info.to_dict()
+
+
+def run_experiment(cfg: RunConfig, out: Path, *, quiet: bool = False) -> dict:
+    """Run the configured experiment and write `trajectory.npz`, `summary.json`, `eg.png`."""
+    out.mkdir(parents=True, exist_ok=True)
+    act = activation_from_name(cfg.activation)
+    dynamics = OnlineSGD(cfg.eta, cfg.noise, act)
+    ts = cfg.save_times()
+    _log(f"integrating the order-parameter ODE to alpha = {cfg.horizon:g}", quiet)
+    started = time.perf_counter()
+    traj = integrate(
+        cfg.params0,
+        dynamics,
+        ts,
+        rtol=cfg.rtol,
+        atol=cfg.atol,
+        max_steps=cfg.max_steps,
+        progress=not quiet,
+        throw=False,
+    )
+    ode_seconds = time.perf_counter() - started
+    status = Status(int(traj.status))
+    arrays = {
+        "t": np.asarray(traj.t),
+        "eg": np.asarray(traj.eg),
+        "Q": np.asarray(traj.Q),
+        "R": np.asarray(traj.R),
+        "T": np.asarray(cfg.params0.T),
+        "v": np.asarray(cfg.params0.v),
+        "w": np.asarray(cfg.params0.w),
+    }
+    reached = arrays["t"] <= float(traj.t_stop)
+    summary = {
+        "config": cfg.raw,
+        "conventions": CONVENTIONS,
+        "ode": {
+            "status": status.name.lower(),
+            "t_stop": float(traj.t_stop),
+            "final_eg": float(arrays["eg"][reached][-1]),
+            "plateau": _plateau_dict(arrays["t"][reached], arrays["eg"][reached]),
+            "solver": {
+                "method": "Tsit5 + PIDController",
+                "rtol": cfg.rtol,
+                "atol": cfg.atol,
+                "num_steps": int(traj.num_steps),
+                "num_accepted_steps": int(traj.num_accepted_steps),
+                "num_rejected_steps": int(traj.num_rejected_steps),
+            },
+            "wall_seconds": ode_seconds,
+        },
+        "versions": _versions(),
+    }
+    if status in (Status.DIVERGED, Status.MAX_STEPS):
+        # Keep the reached part; the rest is NaN and the status says why.
+        arrays |= {k: arrays[k][reached] for k in ("t", "eg", "Q", "R")}  # no NaN in files
+        summary["ode"]["error"] = f"integration {status.name.lower()} at alpha = {float(traj.t_stop):.6g}" + (
+            " (eta too large?)" if status == Status.DIVERGED else " (raise integration.max_steps)"
+        )
+    if cfg.simulation is not None and status not in (Status.DIVERGED,):
+        sim_cfg = cfg.simulation
+        _log(
+            f"simulating {sim_cfg.seeds} networks with N = {sim_cfg.N} for {sim_cfg.n_steps:,} steps each",
+            quiet,
+        )
+        started = time.perf_counter()
+        first, sim_arrays = _simulate_with_progress(cfg, dynamics, quiet)
+        sim_seconds = time.perf_counter() - started
+        theory = integrate_from_simulation(
+            first,
+            sim_arrays["sim_t"],
+            rtol=cfg.rtol,
+            atol=cfg.atol,
+            max_steps=cfg.max_steps,
+            throw=False,
+        )
+        sim_arrays["sim_theory_eg"] = np.asarray(theory.eg)
+        arrays |= sim_arrays
+        mean_eg = sim_arrays["sim_eg"].mean(axis=0)
+        summary["simulation"] = {
+            "N": sim_cfg.N,
+            "seeds": sim_cfg.seeds,
+            "steps_per_seed": sim_cfg.n_steps,
+            "record_every": sim_cfg.record_every,
+            "final_eg_mean": float(mean_eg[-1]),
+            "final_eg_std": float(sim_arrays["sim_eg"][:, -1].std(ddof=1)) if sim_cfg.seeds > 1 else None,
+            "plateau_of_mean": _plateau_dict(sim_arrays["sim_t"], mean_eg),
+            "wall_seconds": sim_seconds,
+            "steps_per_second": sim_cfg.n_steps * sim_cfg.seeds / sim_seconds,
+        }
+    np.savez(out / "trajectory.npz", **arrays)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_jsonable) + "\n")
+    from ..plots import plot_eg
+
+    plot_eg(arrays, summary, out / "eg.png")
+    return summary
+
+
+def _jsonable(x):
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    raise TypeError(f"cannot write {type(x).__name__} to JSON")
