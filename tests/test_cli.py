@@ -1,0 +1,148 @@
+"""The `plateaux run` command: files written, their contents, and errors on bad configs."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+import plateaux as px
+from plateaux.cli import main
+
+SMALL = """
+[model]
+K = 2
+M = 2
+
+[teacher]
+kind = "isotropic"
+
+[student]
+start = "classic"
+seed = 3
+overlap_max = 1e-6
+
+[learning]
+eta = 0.5
+
+[integration]
+horizon = 3000
+num_saves = 120
+"""
+
+WITH_SIMULATION = (
+    SMALL
+    + """
+[simulation]
+N = 100
+seeds = 2
+horizon = 4
+records = 20
+"""
+)
+
+
+def _write(tmp_path, text, name="config.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_run_ode_only_writes_consistent_results(tmp_path):
+    out = tmp_path / "out"
+    assert main(["run", str(_write(tmp_path, SMALL)), "--out", str(out), "--quiet"]) == 0
+    data = np.load(out / "trajectory.npz")
+    summary = json.loads((out / "summary.json").read_text())
+    assert (out / "eg.png").stat().st_size > 1000
+    for key in ("t", "eg", "Q", "R", "T", "v", "w"):
+        assert np.all(np.isfinite(data[key])), key
+    assert data["Q"].shape == (121, 2, 2) and data["R"].shape == (121, 2, 2)
+    # The files agree with the API run on the same start (not with numbers the CLI printed).
+    p0 = px.classic_start(2, np.eye(2), __import__("jax").random.key(3), overlap_max=1e-6)
+    traj = px.integrate(p0, 0.5, data["t"])
+    np.testing.assert_allclose(data["eg"], np.asarray(traj.eg), rtol=0, atol=1e-12)
+    assert summary["ode"]["status"] == "converged"
+    assert summary["ode"]["final_eg"] < 1e-8
+    plateau = summary["ode"]["plateau"]
+    # K = M = 2 at eta = 0.5: the symmetric plateau sits near eps_g ~ 0.012 (0.0116 for
+    # eta -> 0; the eta^2 term lifts it slightly) and the start asymmetry 1e-6 lets it exit.
+    assert 0.009 < plateau["height"] < 0.016
+    assert plateau["exit"] is not None and plateau["exit"] > plateau["entry"]
+    assert summary["config"]["learning"]["eta"] == 0.5
+    assert "jax" in summary["versions"] and "eg" in summary["conventions"]
+
+
+def test_run_with_simulation(tmp_path):
+    out = tmp_path / "sim"
+    assert main(["run", str(_write(tmp_path, WITH_SIMULATION)), "--out", str(out), "--quiet"]) == 0
+    data = np.load(out / "trajectory.npz")
+    summary = json.loads((out / "summary.json").read_text())
+    assert data["sim_eg"].shape == (2, 21)
+    assert data["sim_Q"].shape == (2, 21, 2, 2)
+    np.testing.assert_allclose(data["sim_t"], np.arange(21) * 0.2)
+    assert np.all(np.isfinite(data["sim_eg"])) and np.all(np.isfinite(data["sim_theory_eg"]))
+    # The networks realise the configured start exactly, so at alpha = 0 simulation, ODE and
+    # ODE-from-simulation coincide (to round-off of the network construction).
+    np.testing.assert_allclose(data["sim_eg"][:, 0], data["eg"][0], rtol=1e-9)
+    np.testing.assert_allclose(data["sim_theory_eg"][:, 0], data["eg"][0], rtol=1e-9)
+    assert summary["simulation"]["N"] == 100 and summary["simulation"]["seeds"] == 2
+    # Segments are stitched: the records must be consistent with order parameters of a
+    # single continuous run (eps_g recomputed from the saved overlaps).
+    p = px.OrderParams(data["sim_Q"], data["sim_R"], np.broadcast_to(np.eye(2), (2, 21, 2, 2)))
+    np.testing.assert_allclose(px.generalization_error(p), data["sim_eg"], rtol=1e-10)
+
+
+def test_no_simulation_flag(tmp_path):
+    out = tmp_path / "nosim"
+    args = ["run", str(_write(tmp_path, WITH_SIMULATION)), "--out", str(out), "--quiet", "--no-simulation"]
+    assert main(args) == 0
+    assert "sim_eg" not in np.load(out / "trajectory.npz")
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (("eta = 0.5", "eta = -0.1"), r"\[learning\] eta = -0.1"),
+        (("eta = 0.5", "eta = nan"), r"eta"),
+        (("K = 2", "K = 0"), r"\[model\] K = 0"),
+        (('kind = "isotropic"', 'kind = "banana"'), r"kind = 'banana'"),
+        (("[model]", '[model]\nactivation = "swish"'), r"unknown activation 'swish'"),
+        (('kind = "isotropic"', 'kind = "correlated"\nc = 1.5'), r"correlation c=1.5"),
+        (
+            ('start = "classic"', 'start = "explicit"\nQ = [[0.1, 0], [0, 0.1]]\nR = [[0.9, 0], [0, 0]]'),
+            r"not positive semi-definite",
+        ),
+        (('start = "classic"', 'start = "explicit"\nQ = [[1, 0], [0, 1]]\nR = [[0, 0, 0]]'), r"R has shape"),
+        (("horizon = 3000", "horizont = 3000"), r"unknown key"),
+    ],
+)
+def test_bad_config_names_the_problem(tmp_path, capsys, edit, message):
+    text = SMALL.replace(*edit)
+    assert main(["run", str(_write(tmp_path, text)), "--out", str(tmp_path / "x"), "--quiet"]) == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_missing_config_file(tmp_path, capsys):
+    assert main(["run", str(tmp_path / "nope.toml"), "--out", str(tmp_path), "--quiet"]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_divergent_eta_is_reported_without_nan(tmp_path, capsys):
+    # eta = 30: the eta^2 term of dQ/dalpha dominates and the norms Q_ii grow without bound;
+    # the run must be flagged (status and stderr) and the files must hold no NaN.
+    text = SMALL.replace("eta = 0.5", "eta = 30.0").replace("horizon = 3000", "horizon = 1e6")
+    out = tmp_path / "div"
+    assert main(["run", str(_write(tmp_path, text)), "--out", str(out), "--quiet"]) == 1
+    assert "diverged" in capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["ode"]["status"] == "diverged"
+    data = np.load(out / "trajectory.npz")
+    assert all(np.all(np.isfinite(data[k])) for k in ("t", "eg", "Q", "R"))
+
+
+def test_help_lists_every_config_table(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = capsys.readouterr().out
+    for table in ("[model]", "[teacher]", "[student]", "[learning]", "[integration]", "[simulation]"):
+        assert table in text
