@@ -7,6 +7,7 @@ from ._fixed_points import (
     random_states as random_states,
     search_fixed_points as search_fixed_points,
 )
+from ._phases import Phase as Phase, PhaseRule as PhaseRule, classify as classify, segment as segment
 from ._plateau import PlateauInfo as PlateauInfo, find_plateau as find_plateau
 from ._singular import singular_distances as singular_distances, symmetry_breaking as symmetry_breaking
 from ._spectrum import (

@@ -2,7 +2,7 @@ r"""Locate the plateau of a generalization-error curve (a summary heuristic).
 
 A *plateau* here is the longest stretch of a log-spaced $\epsilon_g(\alpha)$ curve that is flat
 on log-log axes, $|d\ln\epsilon_g/d\ln\alpha| <$ `flatness`, over at least a factor
-`min_factor` in $\alpha$, at an error well above the converged floor. Its *exit* is the first
+`min_factor` in $\alpha$, at an error above `floor`. Its *exit* is the first
 time after it where $\epsilon_g$ falls below `drop` times the plateau height. This only
 finds stalls in the error; telling a plateau from a quasi-plateau needs the spectra (see the
 singularity tools).
@@ -39,7 +39,7 @@ def find_plateau(
     flatness: float = 0.05,
     min_factor: float = 3.0,
     drop: float = 0.5,
-    floor: float = 1e-4,
+    floor: float = 1e-7,
     min_time: float = 1.0,
 ) -> PlateauInfo | None:
     r"""Find the plateau of $\epsilon_g(\alpha)$ sampled on an increasing grid `t`.
@@ -47,7 +47,7 @@ def find_plateau(
     Rule: on points with $\alpha > 0$ compute the log-log slope
     $s = d\ln\epsilon_g/d\ln\alpha$; flat runs are maximal runs with $|s| <$ `flatness`
     spanning a factor $\ge$ `min_factor` in $\alpha$ with $\epsilon_g >$ `floor`
-    $\times\,\epsilon_g(0)$ (so a converged tail is not a plateau) that last beyond
+    (so a converged tail, resolved only to about the solver's `rtol`, is not a plateau) that last beyond
     $\alpha =$ `min_time` (so the initial instant, flat on a log axis because nothing has
     moved yet, is not one). The longest run wins.
 
@@ -61,7 +61,7 @@ def find_plateau(
         return None
     t_pos, eg_pos = t[keep], eg[keep]
     slope = np.gradient(np.log(eg_pos), np.log(t_pos))
-    flat = (np.abs(slope) < flatness) & (eg_pos > floor * eg[0])
+    flat = (np.abs(slope) < flatness) & (eg_pos > floor)
     best = None
     start = None
     for i, is_flat in enumerate(np.append(flat, False)):

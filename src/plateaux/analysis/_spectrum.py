@@ -7,6 +7,7 @@ give different numbers. Eigenvalues are sorted by decreasing real part.
 
 import dataclasses
 
+import equinox as eqx
 import jax
 import numpy as np
 
@@ -26,8 +27,13 @@ def coordinate_names(K: int, M: int, *, learn_v: bool = False) -> list[str]:
 def jacobian(dynamics: AbstractDynamics, params: OrderParams) -> np.ndarray:
     r"""$\partial F/\partial y$ at `params` by forward-mode autodiff (`jax.jacfwd`), in minimal
     coordinates; shape `(D, D)`."""
+    return np.asarray(_jacobian(dynamics, params))
+
+
+@eqx.filter_jit
+def _jacobian(dynamics: AbstractDynamics, params: OrderParams):
     y = flatten_learned(params, learn_v=dynamics.learn_v)
-    return np.asarray(jax.jacfwd(lambda z: dynamics.flat_vector_field(z, params))(y))
+    return jax.jacfwd(lambda z: dynamics.flat_vector_field(z, params))(y)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +91,17 @@ class Spectrum:
         """'stable', 'saddle' or 'unstable', prefixed 'degenerate ' if near-zero modes exist."""
         base = "stable" if self.index == 0 else ("unstable" if self.stable.sum() == 0 else "saddle")
         return ("degenerate " if self.near_zero.any() else "") + base
+
+    def unstable_component(self, delta: np.ndarray) -> float:
+        r"""$|w_+\cdot\delta|$: the component of a deviation $\delta$ (minimal coordinates,
+        from the fixed point) along the fastest unstable direction, with $w_+$ the left
+        eigenvector (row of $V^{-1}$), so stable components do not leak in. NaN if no
+        unstable direction."""
+        if self.index == 0:
+            return float("nan")
+        j = int(np.argmax(np.where(self.unstable, self.eigenvalues.real, -np.inf)))
+        left = np.linalg.inv(self.eigenvectors)[j]
+        return float(abs(left @ np.asarray(delta)))
 
     def direction(self, j: int) -> dict:
         """The eigenvector `j` as {coordinate name: component} (largest components first)."""
