@@ -8,6 +8,7 @@ import jax as _jax
 
 _jax.config.update("jax_enable_x64", True)
 
+from . import analysis as analysis, scenarios as scenarios
 from ._generalization import generalization_error as generalization_error
 from ._initial import (
     classic_start as classic_start,

@@ -66,3 +66,58 @@ def plot_eg(arrays: dict, summary: dict, path) -> None:
 
 
 __all__ = ["plot_eg"]
+
+
+PHASE_COLOURS = {
+    "transient": "0.92",
+    "transition": "0.92",
+    "plateau": "tab:red",
+    "quasi-plateau": "tab:purple",
+    "convergence": "tab:green",
+    "spurious minimum": "tab:brown",
+    "unclassified": "tab:gray",
+}
+
+
+def plot_phases(traj, phases, distances: dict, summary: dict, path) -> None:
+    """Three panels: eps_g with the phases shaded; distances to the singular set; the
+    spectrum (real parts, symlog) of each slow phase's organising fixed point."""
+    t, eg = np.asarray(traj.t), np.asarray(traj.eg)
+    keep = (t > 0) & (t <= float(traj.t_stop))
+    fig, axes = plt.subplots(3, 1, figsize=(7.5, 10), constrained_layout=True)
+    ax = axes[0]
+    pos = keep & (eg > 0)
+    ax.plot(t[pos], eg[pos], "k", lw=1.8)
+    seen = set()
+    for p in phases:
+        colour = PHASE_COLOURS.get(p.kind, "tab:gray")
+        label = None if p.kind in seen else p.kind
+        seen.add(p.kind)
+        alpha = 0.5 if p.kind in ("transient", "transition") else 0.2
+        ax.axvspan(max(p.entry, t[keep][0]), p.exit, color=colour, alpha=alpha, lw=0, label=label)
+    ax.set(xscale="log", yscale="log", ylabel=r"$\epsilon_g$")
+    ax.legend(fontsize=8, loc="lower left")
+    cfg = summary["config"]
+    ax.set_title(
+        f"K = {cfg['model']['K']}, M = {cfg['model']['M']}, η = {cfg['learning']['eta']}, "
+        f"teacher: {cfg.get('teacher', {}).get('kind', 'isotropic')}"
+        + (f" c = {cfg['teacher']['c']}" if "c" in cfg.get("teacher", {}) else "")
+    )
+    ax = axes[1]
+    for key, style in (("overlap_min", "-"), ("elimination_min", "--")):
+        values = distances[key][keep]
+        if np.all(np.isfinite(values)):
+            ax.plot(t[keep], np.abs(values), style, label=key.replace("_min", " (min over units)"))
+    ax.set(xscale="log", yscale="log", ylabel="distance to singular set", xlabel=r"$\alpha$")
+    ax.legend(fontsize=8)
+    ax = axes[2]
+    slow = [p for p in phases if p.fixed_point is not None]
+    for j, p in enumerate(slow):
+        ev = p.fixed_point.spectrum.eigenvalues.real
+        ax.scatter(np.full(ev.shape, j), ev, color=PHASE_COLOURS.get(p.kind, "tab:gray"), s=18)
+    ax.axhline(0, color="k", lw=0.5)
+    ax.set_yscale("symlog", linthresh=1e-6)
+    ax.set_xticks(range(len(slow)), [f"{p.kind}\nα≈{p.entry:.3g}–{p.exit:.3g}" for p in slow], fontsize=8)
+    ax.set_ylabel("Re λ at the phase's fixed point")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

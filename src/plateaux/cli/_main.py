@@ -42,7 +42,33 @@ def _parser() -> argparse.ArgumentParser:
         help="skip the [simulation] table even if the config has one (ODE only)",
     )
     run.add_argument("--quiet", action="store_true", help="no progress output")
+    run.add_argument(
+        "--analyze",
+        action="store_true",
+        help="also segment the ODE trajectory into classified phases (as `plateaux analyze`)",
+    )
+    analyze = sub.add_parser(
+        "analyze",
+        help="split a run's ODE trajectory into phases and classify plateau vs quasi-plateau",
+        description=(
+            "Read DIR/trajectory.npz and DIR/summary.json written by `plateaux run`, split the "
+            "ODE trajectory into phases (transient, plateau, quasi-plateau, spurious minimum, "
+            "convergence, unclassified), find each slow phase's organising fixed point and its "
+            "spectrum, and write DIR/phases.json and DIR/phases.png (eps_g with phases shaded, "
+            "distances to the singular set, spectra). The rule and its thresholds are in "
+            "phases.json and documented in plateaux.analysis.segment."
+        ),
+    )
+    analyze.add_argument("dir", metavar="DIR", type=Path, help="results folder of `plateaux run`")
     return parser
+
+
+def _print_phases(report: dict) -> None:
+    for p in report["phases"]:
+        line = f"  {p['kind']:16s} alpha {p['entry']:10.4g} -> {p['exit']:10.4g}   eps_g {p['eg_exit']:.3g}"
+        if p.get("predicted_length"):
+            line += f"   length {p['measured_length']:.4g} (predicted {p['predicted_length']:.4g})"
+        print(line)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,6 +77,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
+        return 0
+    if args.command == "analyze":
+        from ._analyze import analyze_run
+
+        try:
+            report = analyze_run(args.dir)
+        except ConfigError as e:
+            print(f"plateaux: error: {e}", file=sys.stderr)
+            return 2
+        _print_phases(report)
+        print(f"phases in {args.dir}/ (phases.json, phases.png)")
         return 0
     try:
         cfg = load_config(args.config)
@@ -77,6 +114,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     lines.append(f"results in {args.out}/ (trajectory.npz, summary.json, eg.png)")
     print("\n".join(lines))
+    if args.analyze and "error" not in ode:
+        from ._analyze import analyze_run
+
+        _print_phases(analyze_run(args.out))
+        print(f"phases in {args.out}/ (phases.json, phases.png)")
     if "error" in ode:
         print(f"plateaux: error: {ode['error']}", file=sys.stderr)
         return 1

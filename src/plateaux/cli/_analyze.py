@@ -1,0 +1,76 @@
+"""`plateaux analyze DIR`: segment a saved trajectory into classified phases."""
+
+import json
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+
+from .._order_params import OrderParams
+from .._trajectory import Status, Trajectory
+from ..activations import activation_from_name
+from ..analysis import PhaseRule, segment, singular_distances
+from ..dynamics import OnlineSGD
+from ._config import ConfigError, parse_config
+
+
+def load_run(out: Path) -> tuple[Trajectory, OnlineSGD, dict]:
+    """Rebuild the ODE trajectory and its dynamics from a `plateaux run` results folder."""
+    try:
+        summary = json.loads((out / "summary.json").read_text())
+        data = np.load(out / "trajectory.npz")
+    except FileNotFoundError as e:
+        raise ConfigError(f"{out} is not a plateaux results folder ({e.filename} missing)") from None
+    cfg = parse_config(summary["config"])
+    S = data["t"].shape[0]
+    params = OrderParams(
+        data["Q"],
+        data["R"],
+        np.broadcast_to(data["T"], (S,) + data["T"].shape),
+        np.broadcast_to(data["v"], (S,) + data["v"].shape),
+        np.broadcast_to(data["w"], (S,) + data["w"].shape),
+    )
+    ode = summary["ode"]
+    status = Status[ode["status"].upper()]
+    traj = Trajectory(
+        t=jnp.asarray(data["t"]),
+        params=params,
+        eg=jnp.asarray(data["eg"]),
+        t_stop=jnp.asarray(ode["t_stop"]),
+        status=jnp.asarray(int(status)),
+        num_steps=jnp.asarray(ode["solver"]["num_steps"]),
+        num_accepted_steps=jnp.asarray(ode["solver"]["num_accepted_steps"]),
+        num_rejected_steps=jnp.asarray(ode["solver"]["num_rejected_steps"]),
+    )
+    dynamics = OnlineSGD(cfg.eta, cfg.noise, activation_from_name(cfg.activation))
+    return traj, dynamics, summary
+
+
+def analyze_run(out: Path, rule: PhaseRule | None = None) -> dict:
+    """Segment the run in `out`, write `phases.json` and `phases.png`; return the report."""
+    import dataclasses
+
+    traj, dynamics, summary = load_run(out)
+    rule = PhaseRule() if rule is None else rule
+    phases = segment(traj, dynamics, rule)
+    distances = singular_distances(traj.params)
+    report = {
+        "rule": dataclasses.asdict(rule),
+        "phases": [p.summary() for p in phases],
+        "counts": {kind: sum(p.kind == kind for p in phases) for kind in {p.kind for p in phases}},
+    }
+    (out / "phases.json").write_text(json.dumps(report, indent=2, default=_jsonable) + "\n")
+    from ..plots import plot_phases
+
+    plot_phases(traj, phases, {k: np.asarray(v) for k, v in distances.items()}, summary, out / "phases.png")
+    return report
+
+
+def _jsonable(x):
+    if isinstance(x, (np.generic,)):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, complex):
+        return [x.real, x.imag]
+    raise TypeError(f"cannot write {type(x).__name__} to JSON")
