@@ -7,14 +7,23 @@ $Q = WW^T$, $R = WB^T$, and the $\eta\to0$ learning equation is the gradient flo
 $dW/d\alpha = -\eta\,\nabla_W\epsilon_g$, whose Jacobian $-\eta\,\nabla^2_W\epsilon_g$ is
 symmetric (`eigh`).
 
-Map to the order-parameter spectrum: with $\phi(W) = (Q, R)$ in minimal coordinates and
-$D\phi$ its derivative, the order-parameter flow is $\dot\phi = -\eta\,D\phi D\phi^T
-\nabla_\phi\epsilon_g$. At a fixed point ($\nabla_\phi\epsilon_g = 0$) its Jacobian is
-$-\eta\,G H_\phi$ with $G = D\phi D\phi^T$, while $\nabla^2_W\epsilon_g = D\phi^T H_\phi
-D\phi$. $AB$ and $BA$ share their non-zero eigenvalues, so where $D\phi$ has full row rank
-(all student vectors linearly independent) the two spectra agree, and the parameter space has
-$K(K-1)/2$ extra zero modes (rotations of the students' orthogonal components). On the
-overlap singularity $D\phi$ loses rank and the correspondence breaks down.
+Map to the order-parameter spectrum (what [`order_parameter_rates`][] computes). Write
+$W = [A, Z]$: $A = RL^{-T}$ (components in the teacher span, $K\times M$) and $Z$ (components
+orthogonal to it, $K\times K$). Then $R = AL^T$ is *linear* in $A$ while $Q = AA^T + ZZ^T$ is
+*quadratic* in $Z$.
+
+- At a fixed point in the interior of the state space ($Z$ of full rank, joint covariance
+  non-singular) $\nabla_\phi\epsilon_g = 0$ and the order-parameter Jacobian is
+  $-\eta\,G H_\phi$ with $G = D\phi D\phi^T$, while $\nabla^2_W\epsilon_g = D\phi^T H_\phi D\phi$;
+  $AB$ and $BA$ share their non-zero eigenvalues, so the spectra agree up to $K(K-1)/2$ extra
+  zeros in parameter space (rotations $Z \to ZO$).
+- At a fixed point with $Z = 0$ (all students in the teacher span: the optimum of a
+  realisable teacher, the spurious minima and the plateau saddles found here) the state sits
+  on the boundary of the PSD cone, $\nabla_\phi\epsilon_g \ne 0$, and the correspondence is
+  different: $Z$ obeys $\dot Z = -2\eta\,SZ$ with $S = \partial\epsilon_g/\partial Q$, so with
+  $\mu_a$ the eigenvalues of $-2\eta S$ (each $K$ times in $-\eta\nabla^2_W\epsilon_g$) the
+  quadratic map turns them into order-parameter rates $\mu_a + \mu_b$ ($a\le b$), while the
+  teacher-span block of $-\eta\nabla^2_W\epsilon_g$ (eigenvalues of $A$) maps one to one.
 """
 
 import jax
@@ -68,3 +77,28 @@ def reduced_hessian(params: OrderParams, activation: AbstractActivation | None =
     W = reduced_student(params)
     f = lambda v: generalization_error(reduced_order_params(v.reshape(W.shape), params), act)  # noqa: E731
     return np.asarray(jax.hessian(f)(W.ravel()))
+
+
+def order_parameter_rates(params: OrderParams, eta: float, *, tol: float = 1e-8) -> np.ndarray:
+    r"""The spectrum of the $\eta\to0$ order-parameter Jacobian at a fixed point, predicted
+    from the parameter-space Hessian $-\eta\nabla^2_W\epsilon_g$ by the map in the module
+    docstring (sorted ascending). Covers fixed points with $Z = 0$ and interior ones
+    ($Z$ of full rank); `NotImplementedError` otherwise.
+    """
+    K, M = params.K, params.M
+    W = np.asarray(reduced_student(params))
+    H = -eta * reduced_hessian(params)
+    Z = W[:, M:]
+    cols = np.arange(K * (K + M)).reshape(K, K + M)
+    if np.max(np.abs(Z), initial=0.0) < tol:
+        a_idx = cols[:, :M].ravel()
+        z_idx = cols[:, M]  # one column of Z: the K x K block of -2 eta S
+        mu = np.linalg.eigvalsh(H[np.ix_(z_idx, z_idx)])
+        pairs = [mu[a] + mu[b] for a in range(K) for b in range(a, K)]
+        rates = np.concatenate([np.linalg.eigvalsh(H[np.ix_(a_idx, a_idx)]), pairs])
+        return np.sort(rates)
+    if np.linalg.matrix_rank(Z, tol=tol) == K:
+        values = np.linalg.eigvalsh(H)
+        keep = np.argsort(np.abs(values))[K * (K - 1) // 2 :]
+        return np.sort(values[keep])
+    raise NotImplementedError("students partly in the teacher span (0 < rank Z < K)")
