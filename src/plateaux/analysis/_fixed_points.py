@@ -49,25 +49,52 @@ class FixedPoint:
 
 
 def _symmetric_embed(z, template: OrderParams) -> OrderParams:
-    # z = (q, c, r_1..r_M): Q = (q - c) I + c 11^T, R_in = r_n for every student i.
+    # z = (s, c, r_1..r_M): Q = c 11^T + s^2 I, R_in = r_n for every student i. Writing the
+    # gap Q_ii - Q_ik = s^2 keeps every iterate valid (Q_ii >= Q_ik).
     K, M = template.K, template.M
-    q, c, r = z[0], z[1], z[2 : 2 + M]
-    Q = (q - c) * jnp.eye(K) + c * jnp.ones((K, K))
+    s, c, r = z[0], z[1], z[2 : 2 + M]
+    Q = s**2 * jnp.eye(K) + c * jnp.ones((K, K))
     R = jnp.broadcast_to(r, (K, M))
     return OrderParams(Q, R, template.T, template.v, template.w)
 
 
 def _symmetric_coords(params: OrderParams):
-    K = params.K
-    c = params.Q[0, 1] if K > 1 else 0.0
-    return jnp.concatenate([jnp.stack([params.Q[0, 0], jnp.asarray(c)]), params.R[0]])
+    c = params.Q[0, 1] if params.K > 1 else 0.0
+    # Start the gap away from 0: there dq/ds = 0 and the Newton matrix is singular.
+    s = jnp.sqrt(jnp.maximum(params.Q[0, 0] - c, 1e-4))
+    return jnp.concatenate([jnp.stack([s, jnp.asarray(c)]), params.R[0]])
 
 
 def _symmetric_residual(z, args):
     dynamics, template = args
     rates = dynamics.vector_field(_symmetric_embed(z, template))
-    off = rates.Q[0, 1] if template.K > 1 else z[1]  # K = 1: pin c (it does not exist)
+    off = rates.Q[0, 1] if template.K > 1 else z[0]  # K = 1: pin the (absent) gap
     return jnp.concatenate([jnp.stack([rates.Q[0, 0], off]), rates.R[0]])
+
+
+def _identical_embed(z, template: OrderParams) -> OrderParams:
+    # All students identical (on the overlap singularity): Q = q 11^T, R_in = r_n.
+    K, M = template.K, template.M
+    Q = z[0] * jnp.ones((K, K))
+    return OrderParams(Q, jnp.broadcast_to(z[1 : 1 + M], (K, M)), template.T, template.v, template.w)
+
+
+def _identical_coords(params: OrderParams):
+    return jnp.concatenate([params.Q[0, :1], params.R[0]])
+
+
+def _identical_residual(z, args):
+    # The set is invariant (identical fields give identical updates, eta^2 term included),
+    # so dQ_ii = dQ_ik there and these M + 1 equations are the whole vector field.
+    dynamics, template = args
+    rates = dynamics.vector_field(_identical_embed(z, template))
+    return jnp.concatenate([rates.Q[0, :1], rates.R[0]])
+
+
+_SUBSPACES = {
+    "symmetric": (_symmetric_residual, _symmetric_coords, _symmetric_embed),
+    "identical": (_identical_residual, _identical_coords, _identical_embed),
+}
 
 
 def _full_residual(y, args):
@@ -90,9 +117,10 @@ def _solver(name: str, rtol: float, atol: float):
 
 
 @eqx.filter_jit
-def _root(dynamics, guess, symmetric, solver, max_steps):
-    if symmetric:
-        fn, y0 = _symmetric_residual, _symmetric_coords(guess)
+def _root(dynamics, guess, subspace, solver, max_steps):
+    if subspace is not None:
+        fn, coords, embed = _SUBSPACES[subspace]
+        y0 = coords(guess)
     else:
         fn, y0 = _full_residual, flatten_learned(guess, learn_v=dynamics.learn_v)
     sol = optx.root_find(
@@ -103,8 +131,8 @@ def _root(dynamics, guess, symmetric, solver, max_steps):
         max_steps=max_steps,
         throw=False,
     )
-    if symmetric:
-        params = _symmetric_embed(sol.value, guess)
+    if subspace is not None:
+        params = embed(sol.value, guess)
     else:
         params = unflatten_learned(sol.value, guess, learn_v=dynamics.learn_v)
     residual = jnp.max(jnp.abs(flatten_learned(dynamics.vector_field(params), learn_v=dynamics.learn_v)))
@@ -153,15 +181,26 @@ def find_fixed_point(
 
     With `symmetric=True` the search is restricted to the symmetric subspace (all student
     units equal: $Q_{ii} = q$, $Q_{i\ne k} = c$, $R_{in} = r_n$), which the dynamics leaves
-    invariant; this finds the plateau fixed point even though it is a saddle.
+    invariant; this finds the plateau fixed point even though it is a saddle. If that fails
+    (the $\eta\to0$ plateau point lies exactly on the overlap singularity $q = c$, where the
+    field is flat in the gap $q - c$ and Newton converges only linearly), it solves on the
+    invariant set of identical students ($Q = q\mathbf 1\mathbf 1^T$, $R_{in} = r_n$).
 
     **Returns:** a [`FixedPoint`][]; check `.converged` (Newton may fail or leave the set of
     valid states; then the spectrum is empty).
     """
     if guess.R.ndim != 2:
         raise ValueError("find_fixed_point takes one state; use search_fixed_points for a batch")
-    params, residual, ok = _root(dynamics, guess, symmetric, _solver(solver, rtol, atol), max_steps)
-    return _describe(dynamics, params, residual, ok, centre_tol)
+    method = _solver(solver, rtol, atol)
+    if not symmetric:
+        return _describe(dynamics, *_root(dynamics, guess, None, method, max_steps), centre_tol)
+    point = _describe(dynamics, *_root(dynamics, guess, "symmetric", method, max_steps), centre_tol)
+    if point.converged:
+        return point
+    # A symmetric fixed point exactly on the overlap singularity (the eta -> 0 plateau) is
+    # degenerate in the gap Q_ii - Q_ik (the field is flat there to second order), where
+    # Newton only converges linearly: solve on the invariant set of identical students.
+    return _describe(dynamics, *_root(dynamics, guess, "identical", method, max_steps), centre_tol)
 
 
 def continuation(
@@ -221,7 +260,7 @@ def search_fixed_points(
     for name in solvers:
         solver = _solver(name, rtol, atol)
         params, residual, ok = eqx.filter_vmap(
-            lambda g: _root(dynamics, g, False, solver, max_steps),  # noqa: B023
+            lambda g: _root(dynamics, g, None, solver, max_steps),  # noqa: B023
         )(starts)
         for b in range(starts.R.shape[0]):
             if not (bool(ok[b]) and float(residual[b]) < residual_tol):
