@@ -146,3 +146,22 @@ def test_help_lists_every_config_table(capsys):
     text = capsys.readouterr().out
     for table in ("[model]", "[teacher]", "[student]", "[learning]", "[integration]", "[simulation]"):
         assert table in text
+
+
+def test_analyze_writes_classified_phases(tmp_path, capsys):
+    out = tmp_path / "an"
+    assert main(["run", str(_write(tmp_path, SMALL)), "--out", str(out), "--quiet"]) == 0
+    assert main(["analyze", str(out)]) == 0
+    report = json.loads((out / "phases.json").read_text())
+    kinds = [p["kind"] for p in report["phases"]]
+    assert "plateau" in kinds and kinds[-1] == "convergence"
+    plateau = next(p for p in report["phases"] if p["kind"] == "plateau")
+    assert plateau["fixed_point"]["spectrum"]["escape_rate"] > 0
+    assert set(report["rule"]) >= {"rho_min", "flat_slope", "centre_tol", "singular_tol"}
+    assert (out / "phases.png").stat().st_size > 1000
+    assert "plateau" in capsys.readouterr().out
+
+
+def test_analyze_on_a_folder_without_results(tmp_path, capsys):
+    assert main(["analyze", str(tmp_path)]) == 2
+    assert "not a plateaux results folder" in capsys.readouterr().err
