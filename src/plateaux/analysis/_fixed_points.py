@@ -172,7 +172,7 @@ def find_fixed_point(
     rtol: float = 1e-12,
     atol: float = 1e-14,
     max_steps: int = 200,
-    centre_tol: float = 1e-3,
+    centre_tol: float = 1e-4,
     solver: str = "newton",
 ) -> FixedPoint:
     r"""Root finding (optimistix; Newton by default, or `solver="dogleg"` /
@@ -240,7 +240,7 @@ def search_fixed_points(
     solvers: Sequence[str] = ("dogleg", "levenberg_marquardt"),
     residual_tol: float = 1e-9,
     merge_tol: float = 1e-6,
-    centre_tol: float = 1e-3,
+    centre_tol: float = 1e-4,
 ) -> list[FixedPoint]:
     r"""Root finding from many starts at once (`vmap`), returning the *distinct* fixed points.
 

@@ -57,7 +57,7 @@ class PhaseRule:
     min_time: float = 1.0
     floor: float = 1e-7
     level_tol: float = 0.5
-    centre_tol: float = 1e-3
+    centre_tol: float = 1e-4
     rho_min: float = 0.015
     singular_tol: float = 0.05
 

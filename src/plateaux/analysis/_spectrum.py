@@ -50,7 +50,7 @@ class Spectrum:
     eigenvalues: np.ndarray
     eigenvectors: np.ndarray
     names: tuple
-    centre_tol: float = 1e-3
+    centre_tol: float = 1e-4
 
     @property
     def scale(self) -> float:
@@ -123,7 +123,7 @@ class Spectrum:
         }
 
 
-def spectrum(dynamics: AbstractDynamics, params: OrderParams, *, centre_tol: float = 1e-3) -> Spectrum:
+def spectrum(dynamics: AbstractDynamics, params: OrderParams, *, centre_tol: float = 1e-4) -> Spectrum:
     """The [`Spectrum`][] of the Jacobian of `dynamics` at `params`."""
     J = jacobian(dynamics, params)
     if not np.all(np.isfinite(J)):
