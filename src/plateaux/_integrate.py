@@ -7,7 +7,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import ArrayLike
+from jaxtyping import Array, ArrayLike
 
 from ._generalization import generalization_error
 from ._order_params import OrderParams, check_order_params, flatten_learned, unflatten_learned
@@ -39,9 +39,9 @@ def _as_grid(ts) -> np.ndarray:
 class _StopRule(eqx.Module):
     """Terminate once converged (error tiny AND vector field ~ 0) or diverged."""
 
-    stop_eg: float
-    stop_rate: float
-    q_max: float
+    stop_eg: Array
+    stop_rate: Array
+    q_max: Array
 
     def __call__(self, t, y, args, **kwargs):
         dynamics, template = args
@@ -172,14 +172,9 @@ def integrate(
         raise ValueError(f"max_steps must be positive; got {max_steps}")
     check_order_params(params0, "params0")
     grid = jnp.asarray(_as_grid(ts))
-    args = (
-        float(rtol),
-        float(atol),
-        int(max_steps),
-        float(stop_eg),
-        float(stop_rate),
-        float(q_max),
-    )
+    # Tolerances and thresholds travel as arrays, so new values do not recompile.
+    scalars = [jnp.asarray(x, dtype=float) for x in (rtol, atol, stop_eg, stop_rate, q_max)]
+    args = (scalars[0], scalars[1], int(max_steps), *scalars[2:])
     batch_ndim = params0.R.ndim - 2
     if batch_ndim == 0:
         traj = _solve(dynamics, params0, grid, *args, progress)
@@ -195,19 +190,19 @@ def integrate(
 
 
 def _raise_on_failure(traj: Trajectory, dynamics: AbstractDynamics) -> None:
-    status = np.asarray(traj.status)
-    t_stop = np.asarray(traj.t_stop)
+    status = np.atleast_1d(np.asarray(traj.status))
+    t_stop = np.atleast_1d(np.asarray(traj.t_stop))
     for code, what in (
         (Status.DIVERGED, "diverged (non-finite state or Q_ii > q_max)"),
         (Status.MAX_STEPS, "ran out of solver steps (raise max_steps)"),
     ):
         bad = np.argwhere(status == code)
         if bad.size:
-            idx = tuple(bad[0])
+            idx = tuple(int(i) for i in bad[0])
             eta = np.asarray(getattr(dynamics, "eta", np.nan))
             raise RuntimeError(
                 f"integration {what} at alpha={t_stop[idx]:.6g}"
-                + (f" for batch member {idx}" if idx else "")
+                + (f" for batch member {idx}" if np.ndim(traj.status) else "")
                 + f" with eta={eta}; for online SGD this usually means eta is too large. "
                 "Pass throw=False to get the flagged trajectory."
             )

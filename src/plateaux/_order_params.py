@@ -11,9 +11,12 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-# Relative tolerances of the eager checks: round-off of float64 products of O(1) numbers.
+# Relative tolerances of the eager checks. Symmetry: round-off of float64 products of O(1)
+# numbers. Positive semi-definiteness: states on the boundary of the PSD cone (the optimum,
+# the plateau saddles) come out of an integration at rtol ~ 1e-8 with eigenvalues of C down
+# to ~ -3e-10; 1e-7 accepts those (and their restarts) while rejecting real violations.
 _SYMMETRY_RTOL = 1e-10
-_PSD_RTOL = 1e-10
+_PSD_RTOL = 1e-7
 
 
 def _as_float_array(x) -> Array:
@@ -99,7 +102,8 @@ def check_order_params(params: OrderParams, name: str = "params") -> OrderParams
 
     Valid means: all entries finite, $Q$ and $T$ symmetric, and the joint covariance
     $C = [[Q, R], [R^T, T]]$ positive semi-definite (smallest eigenvalue
-    $\ge -10^{-10} \max|C|$).
+    $\ge -10^{-7} \max(|C|, 1)$, which admits integration round-off on the boundary of
+    the PSD cone).
 
     Eagerly (concrete arrays) a violation raises `ValueError` naming the field and the
     offending value; under `jit`/`vmap` it raises at run time through `eqx.error_if`.
@@ -164,5 +168,10 @@ def unflatten_learned(y: Float[Array, " D"], template: OrderParams, *, learn_v: 
     upper = jnp.zeros(batch + (K, K)).at[..., iu[0], iu[1]].set(y[..., :n_q])
     Q = upper + jnp.swapaxes(jnp.triu(upper, 1), -1, -2)
     R = y[..., n_q : n_q + K * M].reshape(batch + (K, M))
-    v = y[..., n_q + K * M :] if learn_v else template.v
-    return OrderParams(Q, R, template.T, v, template.w)
+    fixed = [template.T, template.v, template.w]
+    if batch and template.R.ndim == 2:  # batched coordinates, one template: broadcast it
+        fixed = [jnp.broadcast_to(x, batch + x.shape) for x in fixed]
+    T, v, w = fixed
+    if learn_v:
+        v = y[..., n_q + K * M :]
+    return OrderParams(Q, R, T, v, w)

@@ -83,7 +83,7 @@ def _run(student, teacher, eta, noise, key, n_records, record_every, optimizer):
     series = jax.vmap(lambda J: order_parameters(eqx.tree_at(lambda s: s.weights, student, J), teacher))(
         all_weights
     )
-    t = jnp.arange(n_records + 1) * (record_every / N)
+    t = jnp.arange(n_records + 1, dtype=float) * (record_every / N)
     return SimulationResult(
         t=t,
         params=series,
@@ -124,7 +124,8 @@ def simulate(
     - `eta`: learning rate $> 0$. `noise`: label-noise standard deviation $s\ge0$.
     - `n_steps`: number of examples; a multiple of `record_every`.
     - `key`: a JAX PRNG key.
-    - `record_every`: steps between records (default: 200 records).
+    - `record_every`: steps between records (default: the largest divisor of `n_steps`
+      giving at least 200 records).
     - `optimizer`: an optax transformation to use instead of `optax.sgd(eta)` (then the ODE
       comparison no longer applies).
 
@@ -139,9 +140,9 @@ def simulate(
     n_steps = int(n_steps)
     if n_steps < 1:
         raise ValueError(f"n_steps must be >= 1; got {n_steps}")
-    if record_every is None:
-        record_every = max(1, n_steps // 200)
-        n_steps -= n_steps % record_every
+    if record_every is None:  # about 200 records, spaced by a divisor of n_steps
+        target = max(1, n_steps // 200)
+        record_every = max(d for d in range(1, target + 1) if n_steps % d == 0)
     record_every = int(record_every)
     if record_every < 1 or n_steps % record_every:
         raise ValueError(f"record_every={record_every} must be >= 1 and divide n_steps={n_steps}")
