@@ -102,7 +102,12 @@ def main(argv: list[str] | None = None) -> int:
 
     summary = run_experiment(cfg, args.out, quiet=args.quiet)
     ode = summary["ode"]
-    lines = [f"final eps_g (ODE) = {ode['final_eg']:.6g}  [{ode['status']} at alpha = {ode['t_stop']:.6g}]"]
+    if ode["status"] == "converged":
+        # Below the early-stopping threshold eps_g is round-off (it can even be -1e-10).
+        final = f"< 1e-7 (converged at alpha = {ode['t_stop']:.6g})"
+    else:
+        final = f"= {ode['final_eg']:.6g}  [{ode['status']} at alpha = {ode['t_stop']:.6g}]"
+    lines = [f"final eps_g (ODE) {final}"]
     if ode["plateau"]:
         p = ode["plateau"]
         exit_text = "not left before the horizon" if p["exit"] is None else f"exit alpha = {p['exit']:.4g}"
