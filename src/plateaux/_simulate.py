@@ -1,4 +1,10 @@
-r"""Finite-N online learning of a soft committee machine (the same rule as the ODEs)."""
+r"""Finite-N online learning of a soft committee machine (the same rules as the ODEs).
+
+The machinery (inputs drawn in chunks inside a jitted `lax.scan`, exact order parameters at every
+record, `vmap` over seeds) is shared by every learning rule; the rule itself is an
+[`plateaux.AbstractUpdateRule`][] (online SGD by default, natural gradient in
+[`plateaux.natural`][]).
+"""
 
 import equinox as eqx
 import jax
@@ -10,6 +16,7 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 from ._generalization import generalization_error
 from ._network import SoftCommittee, order_parameters
 from ._order_params import OrderParams
+from ._rules import SGD, AbstractUpdateRule, squared_error as squared_error
 from ._trajectory import OrderParamsSeries
 
 
@@ -19,7 +26,9 @@ class SimulationResult(OrderParamsSeries):
     **Fields:** `t` (time $\alpha = \mu/N$ at each record, shape `(S,)`), `params` (exact
     order parameters of the networks at each record), `eg` (the *exact* generalization error
     of the finite network, from its order parameters, so no Monte-Carlo noise is added),
-    `student` (final student), `eta`, `noise` (the rule that was simulated), `N`.
+    `student` (final student), `eta`, `noise`, `rule` (the [`plateaux.AbstractUpdateRule`][]
+    that was simulated), `diagnostics` (the rule's per-record scalars, e.g. the conditioning of
+    the Fisher for natural gradient; empty for SGD), `N`.
     Batch axes (e.g. seeds under `vmap`) come first.
     """
 
@@ -29,12 +38,9 @@ class SimulationResult(OrderParamsSeries):
     student: SoftCommittee
     eta: Float[Array, "*b"]
     noise: Float[Array, "*b"]
+    rule: AbstractUpdateRule
+    diagnostics: dict
     N: int = eqx.field(static=True)
-
-
-def squared_error(weights, student: SoftCommittee, xi, label):
-    r"""$\epsilon = (\sigma(\xi) - \tau)^2/2$ as a function of the student's hidden weights."""
-    return 0.5 * (eqx.tree_at(lambda s: s.weights, student, weights)(xi) - label) ** 2
 
 
 def _chunk_size(record_every: int, largest: int = 256) -> int:
@@ -51,20 +57,15 @@ def _check_positive(name: str, value) -> None:
 
 
 @eqx.filter_jit
-def _run(student, teacher, eta, noise, key, n_records, record_every, optimizer):
+def _run(student, teacher, eta, noise, key, n_records, record_every, rule):
     N = student.N
-    opt = optax.sgd(eta) if optimizer is None else optimizer
-    grad_fn = jax.grad(squared_error)
-
     chunk = _chunk_size(record_every)
 
     def step(carry, example):
-        weights, opt_state = carry
+        weights, state = carry
         xi, label_noise = example
         label = teacher(xi) + noise * label_noise
-        grads = grad_fn(weights, student, xi, label)
-        updates, opt_state = opt.update(grads, opt_state, weights)
-        return (optax.apply_updates(weights, updates), opt_state), None
+        return rule.update(weights, state, student, xi, label, eta), None
 
     def run_chunk(carry, chunk_key):
         # Drawing a chunk of inputs at once is much faster than one draw per step.
@@ -75,11 +76,14 @@ def _run(student, teacher, eta, noise, key, n_records, record_every, optimizer):
     def block(carry, block_key):
         keys = jax.random.split(block_key, record_every // chunk)
         carry, _ = jax.lax.scan(run_chunk, carry, keys)
-        return carry, carry[0]
+        return carry, (carry[0], rule.record(*carry, student))
 
-    init = (student.weights, opt.init(student.weights))
-    (weights, _), recorded = jax.lax.scan(block, init, jax.random.split(key, n_records))
+    state0 = rule.init(student, eta)
+    init = (student.weights, state0)
+    (weights, _), (recorded, stats) = jax.lax.scan(block, init, jax.random.split(key, n_records))
     all_weights = jnp.concatenate([student.weights[None], recorded], axis=0)
+    stats0 = rule.record(student.weights, state0, student)
+    diagnostics = jax.tree.map(lambda a, b: jnp.concatenate([jnp.asarray(a)[None], b]), stats0, stats)
     series = jax.vmap(lambda J: order_parameters(eqx.tree_at(lambda s: s.weights, student, J), teacher))(
         all_weights
     )
@@ -91,6 +95,8 @@ def _run(student, teacher, eta, noise, key, n_records, record_every, optimizer):
         student=eqx.tree_at(lambda s: s.weights, student, weights),
         eta=jnp.asarray(eta, dtype=float),
         noise=jnp.asarray(noise, dtype=float),
+        rule=rule,
+        diagnostics=diagnostics,
         N=N,
     )
 
@@ -105,11 +111,13 @@ def simulate(
     record_every: int | None = None,
     noise: ArrayLike = 0.0,
     optimizer: optax.GradientTransformation | None = None,
+    rule: AbstractUpdateRule | None = None,
 ) -> SimulationResult:
-    r"""Online SGD of `student` on labels of `teacher`, one fresh Gaussian example per step.
+    r"""Online learning of `student` on labels of `teacher`, one fresh Gaussian example per step.
 
     Each step draws $\xi\sim\mathcal N(0, I_N)$, the label $\tau = \sum_n w_n g(y_n) + s\zeta$
-    ($\zeta\sim\mathcal N(0,1)$), and applies optax SGD with learning rate $\eta$ to
+    ($\zeta\sim\mathcal N(0,1)$), and applies the learning `rule`. The default,
+    [`plateaux.SGD`][], is optax SGD with learning rate $\eta$ on
     $\epsilon = (\sigma-\tau)^2/2$ as a function of the hidden weights; since
     $\nabla_{J_i}\epsilon = (\sigma-\tau) v_i g'(x_i)\,\xi/\sqrt N$ this is exactly
     $J_i \leftarrow J_i + \frac{\eta}{\sqrt N} v_i g'(x_i)(\tau - \sigma)\,\xi$, the rule whose
@@ -127,7 +135,11 @@ def simulate(
     - `record_every`: steps between records (default: the largest divisor of `n_steps`
       giving at least 200 records).
     - `optimizer`: an optax transformation to use instead of `optax.sgd(eta)` (then the ODE
-      comparison no longer applies).
+      comparison no longer applies); shorthand for `rule=SGD(optimizer)`.
+    - `rule`: the learning rule, an [`plateaux.AbstractUpdateRule`][] (default
+      [`plateaux.SGD`][]); e.g. [`plateaux.natural.NaturalGradient`][] (exact Fisher) or
+      [`plateaux.natural.AdaptiveNaturalGradient`][]. `rule.dynamics(eta, noise)` is the matching
+      order-parameter ODE, if any.
 
     **Returns:** a [`plateaux.SimulationResult`][] with `n_steps // record_every + 1` records,
     the first at $\alpha = 0$.
@@ -146,6 +158,13 @@ def simulate(
     record_every = int(record_every)
     if record_every < 1 or n_steps % record_every:
         raise ValueError(f"record_every={record_every} must be >= 1 and divide n_steps={n_steps}")
+    if rule is None:
+        rule = SGD(optimizer)
+    elif optimizer is not None:
+        raise ValueError("pass either optimizer= or rule=, not both (use rule=SGD(optimizer))")
+    if not isinstance(rule, AbstractUpdateRule):
+        raise TypeError(f"rule must be a plateaux.AbstractUpdateRule; got {type(rule).__name__}")
+    rule.check(student)
     eta = jnp.asarray(eta, dtype=float)
     noise = jnp.asarray(noise, dtype=float)
-    return _run(student, teacher, eta, noise, key, n_steps // record_every, record_every, optimizer)
+    return _run(student, teacher, eta, noise, key, n_steps // record_every, record_every, rule)
