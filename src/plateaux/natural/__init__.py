@@ -19,3 +19,5 @@ from ._fisher import (
     natural_gradient as natural_gradient,
     output_gradient as output_gradient,
 )
+from ._ode import NaturalGradientSGD as NaturalGradientSGD, diagnose as diagnose
+from ._rules import AdaptiveNaturalGradient as AdaptiveNaturalGradient, NaturalGradient as NaturalGradient
