@@ -46,10 +46,15 @@ class _StopRule(eqx.Module):
     def __call__(self, t, y, args, **kwargs):
         dynamics, template = args
         params = unflatten_learned(y, template, learn_v=dynamics.learn_v)
-        rate = jnp.max(jnp.abs(dynamics.flat_vector_field(y, template)))
         eg = generalization_error(params, dynamics.activation)
-        converged = (eg < self.stop_eg) & (rate < self.stop_rate)
-        return converged | _diverged(params, self.q_max)
+        # The vector field is only needed once the error is small (unbatched solves skip it;
+        # under vmap `cond` becomes `select` and both branches run).
+        slow = jax.lax.cond(
+            eg < self.stop_eg,
+            lambda: jnp.max(jnp.abs(dynamics.flat_vector_field(y, template))) < self.stop_rate,
+            lambda: jnp.asarray(False),
+        )
+        return slow | _diverged(params, self.q_max)
 
 
 def _diverged(params: OrderParams, q_max: float):
