@@ -8,7 +8,7 @@ import jax as _jax
 
 _jax.config.update("jax_enable_x64", True)
 
-from . import analysis as analysis, scenarios as scenarios
+from . import analysis as analysis, natural as natural, scenarios as scenarios
 from ._generalization import generalization_error as generalization_error
 from ._initial import (
     classic_start as classic_start,
@@ -30,6 +30,7 @@ from ._order_params import (
     flatten_learned as flatten_learned,
     unflatten_learned as unflatten_learned,
 )
+from ._rules import SGD as SGD, AbstractUpdateRule as AbstractUpdateRule
 from ._simulate import (
     SimulationResult as SimulationResult,
     simulate as simulate,

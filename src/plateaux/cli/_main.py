@@ -60,6 +60,32 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     analyze.add_argument("dir", metavar="DIR", type=Path, help="results folder of `plateaux run`")
+    compare = sub.add_parser(
+        "compare",
+        help="gradient descent vs natural gradient from the same start (ODE, and simulations)",
+        description=(
+            "Integrate the online-SGD and the natural-gradient order-parameter ODEs from the start "
+            "in CONFIG.toml and, if it has a [simulation] table, simulate finite-N networks with "
+            "SGD, exact natural gradient and adaptive natural gradient from the same networks. "
+            "Writes DIR/compare.json and DIR/compare.md (a table: plateau entry / exit / height, "
+            "quasi-plateau duration, time to reach eps_g = 1e-2, 1e-3, 1e-4, 1e-6, asymptotic rate, "
+            "final error and whether the run ends at the optimum), DIR/compare.npz (curves) and "
+            "DIR/compare.png."
+        ),
+        epilog=CONFIG_REFERENCE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    compare.add_argument("config", metavar="CONFIG.toml", type=Path, help="experiment configuration")
+    compare.add_argument("--out", required=True, type=Path, metavar="DIR", help="results folder")
+    compare.add_argument(
+        "--adaptive-rate",
+        type=float,
+        default=None,
+        metavar="EPS",
+        help="estimation rate of adaptive natural gradient (default 0.1 / (K N))",
+    )
+    compare.add_argument("--no-simulation", action="store_true", help="ODEs only")
+    compare.add_argument("--quiet", action="store_true", help="no progress output")
     return parser
 
 
@@ -89,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         _print_phases(report)
         print(f"phases in {args.dir}/ (phases.json, phases.png)")
         return 0
+    if args.command == "compare" and args.adaptive_rate is not None and not args.adaptive_rate > 0:
+        print(f"plateaux: error: --adaptive-rate must be > 0; got {args.adaptive_rate}", file=sys.stderr)
+        return 2
     try:
         cfg = load_config(args.config)
     except ConfigError as e:
@@ -98,6 +127,13 @@ def main(argv: list[str] | None = None) -> int:
         import dataclasses
 
         cfg = dataclasses.replace(cfg, simulation=None)
+    if args.command == "compare":
+        from ._compare import compare_experiment
+
+        summary = compare_experiment(cfg, args.out, quiet=args.quiet, adaptive_rate=args.adaptive_rate)
+        print((args.out / "compare.md").read_text(), end="")
+        print(f"comparison in {args.out}/ (compare.json, compare.md, compare.npz, compare.png)")
+        return 0
     from ._run import run_experiment
 
     summary = run_experiment(cfg, args.out, quiet=args.quiet)
