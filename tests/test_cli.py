@@ -165,3 +165,41 @@ def test_analyze_writes_classified_phases(tmp_path, capsys):
 def test_analyze_on_a_folder_without_results(tmp_path, capsys):
     assert main(["analyze", str(tmp_path)]) == 2
     assert "not a plateaux results folder" in capsys.readouterr().err
+
+
+def test_compare_gd_and_ngd(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    text = WITH_SIMULATION.replace("eta = 0.5", "eta = 0.1").replace("horizon = 3000", "horizon = 20000")
+    assert main(["compare", str(_write(tmp_path, text)), "--out", str(out), "--quiet"]) == 0
+    report = json.loads((out / "compare.json").read_text())
+    table = report["table"]
+    gd, ngd = table["ODE GD"], table["ODE NGD"]
+    # Natural gradient removes the K = M = 2 symmetric plateau: both reach the optimum, NGD far
+    # sooner (a factor 5 in the time to eps_g = 1e-3 is a loose bound on what is measured).
+    assert gd["ends_at"] == "optimum" and ngd["ends_at"] == "optimum"
+    assert gd["plateau"] is not None
+    assert ngd["time_to"]["0.001"] * 5 < gd["time_to"]["0.001"]
+    assert set(table) >= {"simulation GD", "simulation NGD", "simulation adaptive NGD"}
+    assert (out / "compare.png").stat().st_size > 1000
+    assert "| ODE NGD |" in (out / "compare.md").read_text()
+    assert "ODE GD" in capsys.readouterr().out
+
+
+def test_compare_rejects_bad_adaptive_rate(tmp_path, capsys):
+    args = ["compare", str(_write(tmp_path, SMALL)), "--out", str(tmp_path), "--adaptive-rate", "-1"]
+    assert main(args) == 2
+    assert "--adaptive-rate" in capsys.readouterr().err
+
+
+def test_compare_says_when_a_run_ends_away_from_the_optimum(tmp_path):
+    # At eta = 0.5 the natural-gradient ODE's eta^2 term (large where the Fisher block
+    # <g'_i g'_j> is nearly singular) holds the student at a stable non-optimal fixed point;
+    # the table must say so instead of assuming success.
+    out = tmp_path / "cmp05"
+    assert (
+        main(["compare", str(_write(tmp_path, SMALL)), "--out", str(out), "--quiet", "--no-simulation"]) == 0
+    )
+    table = json.loads((out / "compare.json").read_text())["table"]
+    assert table["ODE GD"]["ends_at"] == "optimum"
+    assert "optimum not reached" in table["ODE NGD"]["ends_at"]
+    assert table["ODE NGD"]["final_eg"] > 1e-3

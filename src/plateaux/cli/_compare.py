@@ -54,7 +54,7 @@ def ode_metrics(traj, dynamics) -> dict:
     if status == Status.CONVERGED or eg[-1] < CONVERGED_EG:
         end = "optimum"
     elif slow and slow[-1].exit >= t[-1] * 0.99:
-        end = f"{slow[-1].kind} at eps_g = {slow[-1].fixed_point.eg:.3g} (not the optimum)"
+        end = f"{slow[-1].kind} at eps_g = {slow[-1].fixed_point.eg:.3g} at the horizon (optimum not reached)"
     else:
         end = f"still learning at the horizon (eps_g = {eg[-1]:.3g})"
     return {
@@ -65,7 +65,7 @@ def ode_metrics(traj, dynamics) -> dict:
         "phases": [(p.kind, p.entry, p.exit) for p in phases],
         "quasi_plateau_duration": sum(p.exit - p.entry for p in phases if p.kind == "quasi-plateau"),
         "time_to": {f"{thr:g}": time_to_reach(t, eg, thr) for thr in THRESHOLDS},
-        "asymptotic_rate": asymptotic_rate(t, eg),
+        "asymptotic_rate": asymptotic_rate(t, eg) if end == "optimum" else None,
     }
 
 
