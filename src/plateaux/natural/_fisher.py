@@ -192,20 +192,24 @@ class FisherStructure(eqx.Module):
         coords = u @ self.basis  # (K, r)
         return u - coords @ self.basis.T, coords
 
+    @eqx.filter_jit
     def matvec(self, u: Float[Array, "K N"]) -> Float[Array, "K N"]:
         r"""$Gu$ for $u$ of shape `(K, N)` (row $i$: the component along $J_i$)."""
         perp, coords = self._split(u)
         span = (self.span @ coords.reshape(-1)).reshape(coords.shape)
         return (self.complement @ perp + span @ self.basis.T) / self.N
 
+    @eqx.filter_jit
     def solve(self, u: Float[Array, "K N"], damping=0.0) -> Float[Array, "K N"]:
         r"""$(G + \lambda I/N)^{-1}u$ with $\lambda$ = `damping` (normalised units, see the module
         docstring): one $K\times K$ and one $Kr\times Kr$ eigen-solve (pseudo-inverse below `rcond`)."""
+        damping = jnp.asarray(damping, dtype=float)
         perp, coords = self._split(u)
         out_perp = _eig_solve(self.complement, perp, damping, self.rcond)
         out_span = _eig_solve(self.span, coords.reshape(-1), damping, self.rcond).reshape(coords.shape)
         return self.N * (out_perp + out_span @ self.basis.T)
 
+    @eqx.filter_jit
     def dense(self) -> Float[Array, "KN KN"]:
         """The $KN\\times KN$ matrix $G$ (for tests and benchmarks)."""
         K, N = self.K, self.N
@@ -219,7 +223,8 @@ class FisherStructure(eqx.Module):
 
     def report(self, damping=0.0, warn_below: float = 1e-8) -> FisherReport:
         """A [`FisherReport`][]: conditioning of $NG$ and whether the solve is regularised."""
-        return _report(self.complement, self.span, self.kept, damping, self.rcond, warn_below)
+        damping = jnp.asarray(damping, dtype=float)
+        return _jit_report(self.complement, self.span, self.kept, damping, self.rcond, warn_below)
 
 
 def _report(complement, span, kept, damping, rcond, warn_below) -> FisherReport:
@@ -237,6 +242,10 @@ def _report(complement, span, kept, damping, rcond, warn_below) -> FisherReport:
     )
 
 
+_jit_report = eqx.filter_jit(lambda *args: _report(*args))
+
+
+@eqx.filter_jit
 def structure_from_weights(J: Float[Array, "K N"], v: Float[Array, " K"], rcond: float = 1e-12):
     """[`FisherStructure`][] from raw weights (jit-friendly core of [`fisher_structure`][])."""
     N = J.shape[1]
@@ -271,7 +280,11 @@ def fisher_matrix(student: SoftCommittee) -> Float[Array, "KN KN"]:
     $N\times N$ inversion). Row/column index $(i, n)\mapsto iN + n$.
     """
     _check_erf(student.activation, "fisher_matrix")
-    J, v = student.weights, student.v
+    return _fisher_matrix(student.weights, student.v)
+
+
+@eqx.filter_jit
+def _fisher_matrix(J, v):
     K, N = J.shape
     Jhat = J / math.sqrt(N)
     Q = Jhat @ Jhat.T

@@ -169,16 +169,26 @@ class NaturalGradientSGD(AbstractDynamics):
         largest. `span_rank` counts the directions of $Q$ above `rcond`."""
         if params.R.ndim > 2:
             return jax.vmap(lambda p: self.diagnostics(p, warn_below))(params)
-        Q, v = params.Q, params.v
-        L, _, kept = whitening(Q, self.rcond)
-        report = _report(
-            complement_block(Q, v), span_block_whitened(L, Q, v), kept, self.damping, self.rcond, warn_below
-        )
-        _, a, B, _ = self._parts(params)
-        K = params.K
-        dropped = jnp.linalg.matrix_rank(a, rtol=self.rcond) < K
-        dropped = dropped | (jnp.linalg.matrix_rank(B.reshape(K * K, K * K), rtol=self.rcond) < K * K)
-        return eqx.tree_at(lambda r: r.regularised, report, report.regularised | dropped)
+        return _diagnostics(self, params, warn_below)
+
+
+@eqx.filter_jit
+def _diagnostics(dynamics: NaturalGradientSGD, params: OrderParams, warn_below: float) -> FisherReport:
+    Q, v = params.Q, params.v
+    L, _, kept = whitening(Q, dynamics.rcond)
+    report = _report(
+        complement_block(Q, v),
+        span_block_whitened(L, Q, v),
+        kept,
+        dynamics.damping,
+        dynamics.rcond,
+        warn_below,
+    )
+    _, a, B, _ = dynamics._parts(params)
+    K = params.K
+    dropped = jnp.linalg.matrix_rank(a, rtol=dynamics.rcond) < K
+    dropped = dropped | (jnp.linalg.matrix_rank(B.reshape(K * K, K * K), rtol=dynamics.rcond) < K * K)
+    return eqx.tree_at(lambda r: r.regularised, report, report.regularised | dropped)
 
 
 def diagnose(traj, dynamics: NaturalGradientSGD, warn_below: float = 1e-8) -> dict:
