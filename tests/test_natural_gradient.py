@@ -301,6 +301,11 @@ def test_rules_share_the_simulation_machinery(getkey):
     ngd = px.simulate(student, teacher, 0.5, 40, key, record_every=20, rule=NaturalGradient(0.1))
     assert ngd.diagnostics["n_regularised"].tolist() == [0, 20, 40]  # damping counts as regularised
     assert AdaptiveNaturalGradient(1e-4).dynamics(0.5, 0.0) is None
+    # integrate_from_simulation follows the rule; a rule without an ODE is an error, not SGD.
+    rule = AdaptiveNaturalGradient(1e-4)
+    adaptive = px.simulate(student, teacher, 0.5, 40, key, record_every=20, rule=rule)
+    with pytest.raises(ValueError, match="no order-parameter ODE"):
+        px.integrate_from_simulation(adaptive)
 
 
 def test_bad_configuration():

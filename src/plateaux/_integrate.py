@@ -215,13 +215,33 @@ def _raise_on_failure(traj: Trajectory, dynamics: AbstractDynamics) -> None:
 
 def integrate_from_simulation(sim, ts: ArrayLike | None = None, **kwargs) -> Trajectory:
     r"""The ODE prediction for a [`plateaux.SimulationResult`][]: integrate from the
-    simulated networks' *initial* order parameters with the same $\eta$ and noise, saving at
-    the simulation's record times (or `ts`). Seeds batched in `sim` give a batched trajectory.
+    simulated networks' *initial* order parameters with the same $\eta$, noise and learning
+    rule (`sim.rule.dynamics(eta, noise)`: [`plateaux.OnlineSGD`][] for SGD,
+    [`plateaux.natural.NaturalGradientSGD`][] for exact natural gradient), saving at the
+    simulation's record times (or `ts`). Seeds batched in `sim` give a batched trajectory.
     Extra keyword arguments go to [`plateaux.integrate`][].
+
+    **Raises:** `ValueError` if the batch mixes $\eta$, noise or rule settings, or if the rule
+    has no order-parameter ODE (a custom optax optimizer, adaptive natural gradient).
     """
     eta, noise = np.unique(np.asarray(sim.eta)), np.unique(np.asarray(sim.noise))
     if eta.size != 1 or noise.size != 1:
         raise ValueError(f"simulations with different eta/noise in one batch: {eta}, {noise}")
+    batch_ndim = np.ndim(sim.t) - 1
+
+    def first(x):
+        flat = np.asarray(x).reshape((-1,) + np.shape(x)[batch_ndim:])
+        if not np.all(flat == flat[0]):
+            raise ValueError(f"simulations with different rule settings in one batch: {flat}")
+        return flat[0]
+
+    rule = jax.tree.map(first, sim.rule)
+    dynamics = rule.dynamics(eta[0], noise[0])
+    if dynamics is None:
+        raise ValueError(
+            f"the learning rule {type(rule).__name__} has no order-parameter ODE to compare with "
+            "(a custom optax optimizer or an adaptive estimate of the Fisher)"
+        )
     grid = np.asarray(sim.t).reshape(-1, np.shape(sim.t)[-1])[0] if ts is None else ts
     params0 = take_time(sim.params, 0)
-    return integrate(params0, OnlineSGD(eta[0], noise[0]), grid, **kwargs)
+    return integrate(params0, dynamics, grid, **kwargs)
