@@ -175,6 +175,15 @@ def integrate(
         raise TypeError(f"params0 must be a plateaux.OrderParams; got {type(params0).__name__}")
     if max_steps <= 0:
         raise ValueError(f"max_steps must be positive; got {max_steps}")
+    for name, value, ok in (
+        ("rtol", rtol, 0 < rtol < 1),
+        ("atol", atol, atol > 0),
+        ("stop_eg", stop_eg, stop_eg >= 0),
+        ("stop_rate", stop_rate, stop_rate >= 0),
+        ("q_max", q_max, q_max > 0),
+    ):
+        if not (np.isfinite(value) and ok):
+            raise ValueError(f"{name}={value} is out of range (rtol in (0, 1); atol, q_max > 0; stop_* >= 0)")
     check_order_params(params0, "params0")
     grid = jnp.asarray(_as_grid(ts))
     # Tolerances and thresholds travel as arrays, so new values do not recompile.
@@ -199,7 +208,7 @@ def _raise_on_failure(traj: Trajectory, dynamics: AbstractDynamics) -> None:
     t_stop = np.atleast_1d(np.asarray(traj.t_stop))
     for code, what in (
         (Status.DIVERGED, "diverged (non-finite state or Q_ii > q_max)"),
-        (Status.MAX_STEPS, "ran out of solver steps (raise max_steps)"),
+        (Status.MAX_STEPS, "ran out of solver steps (raise max_steps, or loosen rtol/atol)"),
     ):
         bad = np.argwhere(status == code)
         if bad.size:
@@ -208,8 +217,9 @@ def _raise_on_failure(traj: Trajectory, dynamics: AbstractDynamics) -> None:
             raise RuntimeError(
                 f"integration {what} at alpha={t_stop[idx]:.6g}"
                 + (f" for batch member {idx}" if np.ndim(traj.status) else "")
-                + f" with eta={eta}; for online SGD this usually means eta is too large. "
-                "Pass throw=False to get the flagged trajectory."
+                + f" with eta={eta}"
+                + ("; for online SGD this usually means eta is too large" if code == Status.DIVERGED else "")
+                + ". Pass throw=False to get the flagged trajectory."
             )
 
 

@@ -31,7 +31,8 @@ phase:
 
 Escape rates and $\sigma$ scale with $\eta$, so the thresholds are dimensionless. For the
 reference cases (K = M = 2 and K = 3, M = 2, $\eta = 0.1$) $\rho\approx 0.02$-$0.04$ on the
-classic plateau and $\rho\lesssim 0.008$ when the teacher correlation is $c \ge 0.9$.
+classic plateau (0.015 for K = M = 3, 0.0149 at $\eta = 0.05$) and $\rho\lesssim 0.008$ when
+the teacher correlation is $c \ge 0.9$.
 """
 
 import dataclasses
@@ -58,7 +59,7 @@ class PhaseRule:
     floor: float = 1e-7
     level_tol: float = 0.5
     centre_tol: float = 1e-4
-    rho_min: float = 0.015
+    rho_min: float = 0.01
     singular_tol: float = 0.05
 
 

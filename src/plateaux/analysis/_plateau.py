@@ -36,7 +36,7 @@ def find_plateau(
     t,
     eg,
     *,
-    flatness: float = 0.05,
+    flatness: float = 0.1,
     min_factor: float = 3.0,
     drop: float = 0.5,
     floor: float = 1e-7,

@@ -1,6 +1,7 @@
 """`plateaux analyze DIR`: segment a saved trajectory into classified phases."""
 
 import json
+import zipfile
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -18,9 +19,20 @@ def load_run(out: Path) -> tuple[Trajectory, OnlineSGD, dict]:
     """Rebuild the ODE trajectory and its dynamics from a `plateaux run` results folder."""
     try:
         summary = json.loads((out / "summary.json").read_text())
-        data = np.load(out / "trajectory.npz")
+        data = dict(np.load(out / "trajectory.npz"))
     except FileNotFoundError as e:
         raise ConfigError(f"{out} is not a plateaux results folder ({e.filename} missing)") from None
+    except (OSError, ValueError, zipfile.BadZipFile) as e:  # JSONDecodeError is a ValueError
+        raise ConfigError(f"cannot read the results in {out}: {e}") from None
+    try:
+        return _rebuild(summary, data)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ConfigError(
+            f"{out} does not hold a complete `plateaux run` result ({type(e).__name__}: {e})"
+        ) from None
+
+
+def _rebuild(summary: dict, data: dict):
     cfg = parse_config(summary["config"])
     S = data["t"].shape[0]
     params = OrderParams(
@@ -52,7 +64,10 @@ def analyze_run(out: Path, rule: PhaseRule | None = None) -> dict:
 
     traj, dynamics, summary = load_run(out)
     rule = PhaseRule() if rule is None else rule
-    phases = segment(traj, dynamics, rule)
+    try:
+        phases = segment(traj, dynamics, rule)
+    except ValueError as e:
+        raise ConfigError(f"cannot segment the run in {out}: {e}") from None
     distances = singular_distances(traj.params)
     report = {
         "rule": dataclasses.asdict(rule),

@@ -82,7 +82,7 @@ class RunConfig:
         return log_grid(self.horizon, self.num_saves)
 
 
-def _get(table: dict, key: str, where: str, kind=float, default=..., check=None):
+def _get(table: dict, key: str, where: str, kind=float, default=..., check=None, bound: str = ""):
     if key not in table:
         if default is ...:
             raise ConfigError(f"missing required key [{where}] {key}")
@@ -90,22 +90,24 @@ def _get(table: dict, key: str, where: str, kind=float, default=..., check=None)
     value = table[key]
     try:
         if kind is int:
-            if isinstance(value, bool) or float(value) != int(value):
+            if isinstance(value, (bool, str)) or (isinstance(value, float) and not value.is_integer()):
                 raise ValueError
             value = int(value)
         elif kind is float:
-            if isinstance(value, bool):
+            if isinstance(value, (bool, str)):
                 raise ValueError
             value = float(value)
         elif kind is str:
             if not isinstance(value, str):
                 raise ValueError
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"[{where}] {key} = {value!r} is not a valid {kind.__name__}") from None
     if kind is float and not math.isfinite(value):
         raise ConfigError(f"[{where}] {key} = {value!r} must be finite")
     if check is not None and not check(value):
-        raise ConfigError(f"[{where}] {key} = {value!r} is out of range")
+        raise ConfigError(
+            f"[{where}] {key} = {value!r} is out of range" + (f" (need {bound})" if bound else "")
+        )
     return value
 
 
@@ -129,10 +131,30 @@ def _check_known(table: dict, where: str, known: set) -> None:
         raise ConfigError(f"unknown key(s) in [{where}]: {sorted(unknown)}; known: {sorted(known)}")
 
 
+def _check_applicable(table: dict, where: str, selector: str, value: str, specific: dict) -> None:
+    """Refuse keys that belong to another choice of `selector` (they would be silently ignored)."""
+    if value not in specific:
+        return  # the caller reports the unknown choice
+    foreign = set().union(*specific.values()) - specific[value]
+    stray = sorted(foreign & set(table))
+    if stray:
+        raise ConfigError(
+            f"[{where}] {', '.join(stray)} only apply to other choices of {selector} than {value!r} "
+            f"(they would be ignored); set {selector} accordingly or remove them"
+        )
+
+
+def _check_table(raw: dict, name: str) -> dict:
+    table = raw.get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{name} must be a table ([{name}]); got {table!r}")
+    return table
+
+
 def parse_config(raw: dict) -> RunConfig:
     """Validate a configuration dictionary (parsed TOML) into a [`RunConfig`][]."""
     _check_known(raw, "top level", {"model", "teacher", "student", "learning", "integration", "simulation"})
-    model = raw.get("model", {})
+    model = _check_table(raw, "model")
     _check_known(model, "model", {"K", "M", "activation"})
     K = _get(model, "K", "model", int, check=lambda x: x >= 1)
     M = _get(model, "M", "model", int, check=lambda x: x >= 1)
@@ -142,9 +164,12 @@ def parse_config(raw: dict) -> RunConfig:
     except ValueError as e:
         raise ConfigError(f"[model] activation: {e}") from None
 
-    teacher = raw.get("teacher", {})
+    teacher = _check_table(raw, "teacher")
     _check_known(teacher, "teacher", {"kind", "c", "T", "w"})
     kind = _get(teacher, "kind", "teacher", str, default="isotropic")
+    _check_applicable(
+        teacher, "teacher", "kind", kind, {"isotropic": set(), "correlated": {"c"}, "explicit": {"T"}}
+    )
     if kind == "isotropic":
         T = np.eye(M)
     elif kind == "correlated":
@@ -160,16 +185,32 @@ def parse_config(raw: dict) -> RunConfig:
             f"[teacher] kind = {kind!r} is unknown; use 'isotropic', 'correlated' or 'explicit'"
         )
     w = _matrix(teacher, "w", "teacher", (M,)) if "w" in teacher else None
+    if not np.allclose(T, T.T, atol=1e-12) or np.min(np.linalg.eigvalsh((T + T.T) / 2)) < -1e-10:
+        raise ConfigError(f"[teacher] T must be symmetric positive semi-definite; got {T.tolist()}")
 
-    student = raw.get("student", {})
+    student = _check_table(raw, "student")
     _check_known(student, "student", {"start", "seed", "q_max", "overlap_max", "Q", "R", "v"})
     start = _get(student, "start", "student", str, default="classic")
+    _check_applicable(
+        student,
+        "student",
+        "start",
+        start,
+        {"classic": {"seed", "q_max", "overlap_max"}, "explicit": {"Q", "R"}},
+    )
     v = _matrix(student, "v", "student", (K,)) if "v" in student else None
     if start == "classic":
         seed = _get(student, "seed", "student", int, default=0)
         q_max = _get(student, "q_max", "student", default=0.5, check=lambda x: x > 0)
         overlap_max = _get(student, "overlap_max", "student", default=1e-12, check=lambda x: x >= 0)
-        params0 = classic_start(K, T, jax.random.key(seed), q_max=q_max, overlap_max=overlap_max, v=v, w=w)
+        try:
+            key = jax.random.key(seed)
+        except (OverflowError, ValueError, TypeError):
+            raise ConfigError(f"[student] seed = {seed} must fit in 64 bits") from None
+        try:
+            params0 = classic_start(K, T, key, q_max=q_max, overlap_max=overlap_max, v=v, w=w)
+        except ValueError as e:
+            raise ConfigError(f"[student] classic start: {e}") from None
     elif start == "explicit":
         Q = _matrix(student, "Q", "student", (K, K))
         R = _matrix(student, "R", "student", (K, M))
@@ -181,12 +222,12 @@ def parse_config(raw: dict) -> RunConfig:
     except ValueError as e:
         raise ConfigError(str(e)) from None
 
-    learning = raw.get("learning", {})
+    learning = _check_table(raw, "learning")
     _check_known(learning, "learning", {"eta", "noise"})
     eta = _get(learning, "eta", "learning", check=lambda x: x > 0)
     noise = _get(learning, "noise", "learning", default=0.0, check=lambda x: x >= 0)
 
-    integ = raw.get("integration", {})
+    integ = _check_table(raw, "integration")
     _check_known(integ, "integration", {"horizon", "num_saves", "rtol", "atol", "max_steps"})
     horizon = _get(integ, "horizon", "integration", check=lambda x: x > 0)
     num_saves = _get(integ, "num_saves", "integration", int, default=400, check=lambda x: x >= 2)
@@ -196,14 +237,19 @@ def parse_config(raw: dict) -> RunConfig:
 
     simulation = None
     if "simulation" in raw:
-        sim = raw["simulation"]
+        sim = _check_table(raw, "simulation")
         _check_known(sim, "simulation", {"N", "seeds", "seed", "horizon", "records"})
         simulation = SimulationConfig(
-            N=_get(sim, "N", "simulation", int, check=lambda x: x >= K + M),
+            N=_get(sim, "N", "simulation", int, check=lambda x: x >= K + M, bound=f">= K + M = {K + M}"),
             seeds=_get(sim, "seeds", "simulation", int, default=4, check=lambda x: x >= 1),
             seed=_get(sim, "seed", "simulation", int, default=1),
             horizon=_get(sim, "horizon", "simulation", default=horizon, check=lambda x: x > 0),
             records=_get(sim, "records", "simulation", int, default=200, check=lambda x: x >= 1),
+        )
+    if simulation is not None and simulation.horizon * simulation.N < simulation.records:
+        raise ConfigError(
+            f"[simulation] records = {simulation.records} exceeds horizon x N = "
+            f"{simulation.horizon * simulation.N:g} steps: lower records or raise horizon"
         )
     return RunConfig(
         raw, K, M, activation, params0, eta, noise, horizon, num_saves, rtol, atol, max_steps, simulation
@@ -217,6 +263,8 @@ def load_config(path) -> RunConfig:
             raw = tomllib.load(f)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
-    except tomllib.TOMLDecodeError as e:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path} is not valid TOML: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e.strerror or e}") from None
     return parse_config(raw)

@@ -14,6 +14,9 @@ N -> infinity) next to finite-N simulations of the same learning rule.
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="plateaux", description=DESCRIPTION)
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"plateaux {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     run = sub.add_parser(
         "run",
@@ -91,7 +94,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _print_phases(report: dict) -> None:
     for p in report["phases"]:
-        line = f"  {p['kind']:16s} alpha {p['entry']:10.4g} -> {p['exit']:10.4g}   eps_g {p['eg_exit']:.3g}"
+        eg = p["eg_exit"]
+        eg_text = "< 1e-7" if eg < 1e-7 else f"{eg:.3g}"  # below that eps_g is round-off
+        line = f"  {p['kind']:16s} alpha {p['entry']:10.4g} -> {p['exit']:10.4g}   eps_g {eg_text}"
         if p.get("predicted_length"):
             line += f"   length {p['measured_length']:.4g} (predicted {p['predicted_length']:.4g})"
         print(line)
@@ -122,6 +127,14 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args.config)
     except ConfigError as e:
         print(f"plateaux: error in {args.config}: {e}", file=sys.stderr)
+        return 2
+    if args.out.exists() and not args.out.is_dir():
+        print(f"plateaux: error: --out {args.out} exists and is not a folder", file=sys.stderr)
+        return 2
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        print(f"plateaux: error: cannot create --out {args.out}: {e.strerror or e}", file=sys.stderr)
         return 2
     if args.no_simulation:
         import dataclasses
@@ -158,10 +171,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.analyze and "error" not in ode:
         from ._analyze import analyze_run
 
-        _print_phases(analyze_run(args.out))
+        try:
+            _print_phases(analyze_run(args.out))
+        except ConfigError as e:
+            print(f"plateaux: error: {e}", file=sys.stderr)
+            return 2
         print(f"phases in {args.out}/ (phases.json, phases.png)")
     if "error" in ode:
         print(f"plateaux: error: {ode['error']}", file=sys.stderr)
+        return 1
+    if "simulation_error" in summary:
+        print(f"plateaux: error: {summary['simulation_error']}", file=sys.stderr)
         return 1
     return 0
 

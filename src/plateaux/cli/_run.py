@@ -92,9 +92,10 @@ def _simulate_with_progress(cfg: RunConfig, dynamics: OnlineSGD, quiet: bool):
         pieces.append(result)
         done = (segment + 1) / segments
         elapsed = time.perf_counter() - started
+        note = " (includes compilation)" if segment == 0 else ""
         _log(
             f"  simulation {done:6.1%} (alpha {done * sim_cfg.horizon:.4g}): "
-            f"{elapsed:.1f}s elapsed, ~{elapsed / done * (1 - done):.0f}s left",
+            f"{elapsed:.1f}s elapsed{note}, ~{elapsed / done * (1 - done):.0f}s left",
             quiet,
         )
 
@@ -182,6 +183,12 @@ def run_experiment(cfg: RunConfig, out: Path, *, quiet: bool = False) -> dict:
         started = time.perf_counter()
         first, sim_arrays = _simulate_with_progress(cfg, dynamics, quiet)
         sim_seconds = time.perf_counter() - started
+        sim_Q = sim_arrays["sim_Q"]
+        if not np.all(np.isfinite(sim_arrays["sim_eg"])) or np.max(np.abs(sim_Q)) > 1e4:
+            summary["simulation_error"] = (
+                "finite-N simulation diverged (non-finite or |Q| > 1e4): eta too large?"
+            )
+        _log("integrating the ODE from the simulated networks' initial overlaps", quiet)
         theory = integrate_from_simulation(
             first,
             sim_arrays["sim_t"],
@@ -204,6 +211,11 @@ def run_experiment(cfg: RunConfig, out: Path, *, quiet: bool = False) -> dict:
             "wall_seconds": sim_seconds,
             "steps_per_second": sim_cfg.n_steps * sim_cfg.seeds / sim_seconds,
         }
+    if "simulation_error" in summary:
+        arrays = {k: v for k, v in arrays.items() if not k.startswith("sim_")}  # no NaN in files
+    for stale in ("phases.json", "phases.png"):  # from an earlier run into the same folder
+        (out / stale).unlink(missing_ok=True)
+    _log("writing results and the figure", quiet)
     np.savez(out / "trajectory.npz", **arrays)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_jsonable) + "\n")
     from ..plots import plot_eg
