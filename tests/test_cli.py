@@ -109,10 +109,28 @@ def test_no_simulation_flag(tmp_path):
         (("[model]", '[model]\nactivation = "swish"'), r"unknown activation 'swish'"),
         (('kind = "isotropic"', 'kind = "correlated"\nc = 1.5'), r"correlation c=1.5"),
         (
-            ('start = "classic"', 'start = "explicit"\nQ = [[0.1, 0], [0, 0.1]]\nR = [[0.9, 0], [0, 0]]'),
+            (
+                'start = "classic"\nseed = 3\noverlap_max = 1e-6',
+                'start = "explicit"\nQ = [[0.1, 0], [0, 0.1]]\nR = [[0.9, 0], [0, 0]]',
+            ),
             r"not positive semi-definite",
         ),
-        (('start = "classic"', 'start = "explicit"\nQ = [[1, 0], [0, 1]]\nR = [[0, 0, 0]]'), r"R has shape"),
+        (
+            (
+                'start = "classic"\nseed = 3\noverlap_max = 1e-6',
+                'start = "explicit"\nQ = [[1, 0], [0, 1]]\nR = [[0, 0, 0]]',
+            ),
+            r"R has shape",
+        ),
+        (
+            ('kind = "isotropic"', 'kind = "isotropic"\nT = [[1, 0.9], [0.9, 1]]'),
+            r"T only apply to other choices",
+        ),
+        (
+            ("overlap_max = 1e-6", "overlap_max = 1e-6\nQ = [[1, 0], [0, 1]]"),
+            r"Q only apply to other choices",
+        ),
+        (("eta = 0.5", 'eta = "0.5"'), r"eta = '0.5' is not a valid float"),
         (("horizon = 3000", "horizont = 3000"), r"unknown key"),
     ],
 )
@@ -169,16 +187,17 @@ def test_analyze_on_a_folder_without_results(tmp_path, capsys):
 
 def test_compare_gd_and_ngd(tmp_path, capsys):
     out = tmp_path / "cmp"
-    text = WITH_SIMULATION.replace("eta = 0.5", "eta = 0.1").replace("horizon = 3000", "horizon = 20000")
+    text = WITH_SIMULATION.replace("eta = 0.5", "eta = 0.1").replace("horizon = 3000", "horizon = 2000")
     assert main(["compare", str(_write(tmp_path, text)), "--out", str(out), "--quiet"]) == 0
     report = json.loads((out / "compare.json").read_text())
     table = report["table"]
     gd, ngd = table["ODE GD"], table["ODE NGD"]
-    # Natural gradient removes the K = M = 2 symmetric plateau: both reach the optimum, NGD far
-    # sooner (a factor 5 in the time to eps_g = 1e-3 is a loose bound on what is measured).
-    assert gd["ends_at"] == "optimum" and ngd["ends_at"] == "optimum"
-    assert gd["plateau"] is not None
-    assert ngd["time_to"]["0.001"] * 5 < gd["time_to"]["0.001"]
+    # Natural gradient removes the K = M = 2 symmetric plateau: NGD reaches the optimum while GD
+    # is still on its plateau at the horizon.
+    # (K = M = 2, eta = 0.1, start asymmetry 1e-6: GD sits on the plateau until alpha ~ 3000.)
+    assert ngd["ends_at"] == "optimum" and ngd["time_to"]["0.001"] < 400
+    assert gd["plateau"] is not None and gd["time_to"]["0.001"] is None
+    assert "optimum not reached" in gd["ends_at"] or "still learning" in gd["ends_at"]
     assert set(table) >= {"simulation GD", "simulation NGD", "simulation adaptive NGD"}
     assert (out / "compare.png").stat().st_size > 1000
     assert "| ODE NGD |" in (out / "compare.md").read_text()

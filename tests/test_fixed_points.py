@@ -122,7 +122,7 @@ def test_reduced_gradient_flow_pushes_forward_to_order_parameter_flow():
     np.testing.assert_allclose(dW @ B.T, rates.R, atol=1e-14)
 
 
-def test_hessian_spectrum_maps_to_order_parameter_spectrum_at_fixed_points():
+def test_hessian_spectrum_maps_to_order_parameter_spectrum_at_fixed_points(spurious_minimum):
     K = 2
     optimum = px.OrderParams(np.eye(K), np.eye(K), np.eye(K))
     H = reduced.reduced_hessian(optimum)
@@ -131,14 +131,7 @@ def test_hessian_spectrum_maps_to_order_parameter_spectrum_at_fixed_points():
     actual = np.sort(pa.spectrum(GRADIENT_FLOW, optimum).eigenvalues.real)
     np.testing.assert_allclose(predicted, actual, atol=1e-12)
     # The K = 3, M = 2 spurious minimum (students in the teacher span) obeys the same map.
-    starts = pa.random_states(
-        px.OrderParams(0.5 * np.eye(3), np.zeros((3, 2)), np.eye(2)), 64, jax.random.key(0), scale=0.8
-    )
-    spurious = [
-        p for p in pa.search_fixed_points(GRADIENT_FLOW, starts) if p.kind == "stable" and p.eg > 1e-4
-    ]
-    assert spurious, "K = 3, M = 2 should have a spurious (non-zero error) local minimum"
-    point = spurious[0]
+    point = spurious_minimum
     np.testing.assert_allclose(
         reduced.order_parameter_rates(point.params, ETA),
         np.sort(point.spectrum.eigenvalues.real),

@@ -93,15 +93,11 @@ def test_rule_says_unclassified_when_evidence_is_weak():
     assert pa.classify(saddle, saddle.eg, 0.01, strict)[0] == "unclassified"
 
 
-def test_rule_labels_minima():
+def test_rule_labels_minima(spurious_minimum):
     optimum = _point(2, 2, 0.9 * np.eye(2), 0.9 * np.eye(2))
     assert pa.classify(optimum, 0.0, 0.0, pa.PhaseRule())[0] == "convergence"
-    starts = pa.random_states(
-        px.OrderParams(0.5 * np.eye(3), np.zeros((3, 2)), np.eye(2)), 64, jax.random.key(0), scale=0.8
-    )
-    spurious = [p for p in pa.search_fixed_points(SGD, starts) if p.kind == "stable" and p.eg > 1e-4]
-    assert spurious
-    assert pa.classify(spurious[0], spurious[0].eg, 0.0, pa.PhaseRule())[0] == "spurious minimum"
+    point = spurious_minimum  # K = 3, M = 2, from the session fixture
+    assert pa.classify(point, point.eg, 0.0, pa.PhaseRule())[0] == "spurious minimum"
 
 
 def test_segment_rejects_batches_and_short_input():
