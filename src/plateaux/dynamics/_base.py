@@ -39,3 +39,21 @@ def zero_rates_like(params: OrderParams, dQ, dR, dv=None) -> OrderParams:
         jnp.zeros_like(params.v) if dv is None else dv,
         jnp.zeros_like(params.w),
     )
+
+
+def check_nonnegative_scalars(positive: dict, nonnegative: dict) -> None:
+    """Eager range checks of a dynamics' scalar parameters (skipped under tracing): finite and
+    `> 0` for `positive`, finite and `>= 0` for `nonnegative` (keys are descriptions ending in
+    the parameter's name); `ValueError` names the value."""
+    import jax
+    import numpy as np
+
+    values = {**positive, **nonnegative}
+    if any(isinstance(x, jax.core.Tracer) for x in values.values()):
+        return
+    for name, value in values.items():
+        value = np.asarray(value)
+        ok = value > 0 if name in positive else value >= 0
+        if not (np.all(np.isfinite(value)) and np.all(ok)):
+            bound = "> 0" if name in positive else ">= 0"
+            raise ValueError(f"{name} must be finite and {bound}; got {name.split()[-1]}={value}")

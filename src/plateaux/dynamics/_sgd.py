@@ -1,16 +1,14 @@
 r"""Online stochastic gradient descent in the thermodynamic limit (Saad & Solla 1995)."""
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from .._averages import i3_tensor, i4_tensor, j2_matrix
 from .._generalization import output_coefficients
 from .._order_params import OrderParams
 from ..activations import AbstractActivation, Erf
-from ._base import AbstractDynamics, zero_rates_like
+from ._base import AbstractDynamics, check_nonnegative_scalars, zero_rates_like
 
 
 def _scalar(x: ArrayLike) -> Array:
@@ -63,13 +61,9 @@ class OnlineSGD(AbstractDynamics):
         self.learn_v = False
 
     def __check_init__(self):
-        if isinstance(self.eta, jax.core.Tracer) or isinstance(self.noise, jax.core.Tracer):
-            return
-        eta, noise = np.asarray(self.eta), np.asarray(self.noise)
-        if not (np.all(np.isfinite(eta)) and np.all(eta > 0)):
-            raise ValueError(f"learning rate eta must be finite and > 0; got eta={eta}")
-        if not (np.all(np.isfinite(noise)) and np.all(noise >= 0)):
-            raise ValueError(f"output noise (standard deviation) must be finite and >= 0; got noise={noise}")
+        check_nonnegative_scalars(
+            {"learning rate eta": self.eta}, {"output noise (standard deviation) noise": self.noise}
+        )
 
     def vector_field(self, params: OrderParams) -> OrderParams:
         K = params.K

@@ -48,7 +48,7 @@ from .._generalization import output_coefficients
 from .._order_params import OrderParams
 from ..activations import AbstractActivation, Erf
 from ..dynamics import AbstractDynamics
-from ..dynamics._base import zero_rates_like
+from ..dynamics._base import check_nonnegative_scalars, zero_rates_like
 from ._fisher import (
     FisherReport,
     _report,
@@ -121,16 +121,10 @@ class NaturalGradientSGD(AbstractDynamics):
             )
         if not (0.0 < self.rcond < 1.0):
             raise ValueError(f"rcond must lie in (0, 1); got rcond={self.rcond}")
-        values = {"eta": self.eta, "noise": self.noise, "damping": self.damping}
-        if any(isinstance(x, jax.core.Tracer) for x in values.values()):
-            return
-        eta, noise, damping = (np.asarray(x) for x in values.values())
-        if not (np.all(np.isfinite(eta)) and np.all(eta > 0)):
-            raise ValueError(f"learning rate eta must be finite and > 0; got eta={eta}")
-        if not (np.all(np.isfinite(noise)) and np.all(noise >= 0)):
-            raise ValueError(f"output noise (standard deviation) must be finite and >= 0; got noise={noise}")
-        if not (np.all(np.isfinite(damping)) and np.all(damping >= 0)):
-            raise ValueError(f"damping must be finite and >= 0; got damping={damping}")
+        check_nonnegative_scalars(
+            {"learning rate eta": self.eta},
+            {"output noise (standard deviation) noise": self.noise, "damping": self.damping},
+        )
 
     def _parts(self, params: OrderParams):
         K = params.K
