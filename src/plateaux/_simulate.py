@@ -43,9 +43,7 @@ class SimulationResult(OrderParamsSeries):
     N: int = eqx.field(static=True)
 
 
-def _chunk_size(record_every: int, largest: int = 256) -> int:
-    """Largest divisor of `record_every` not above `largest` (inputs are drawn per chunk)."""
-    return max(d for d in range(1, min(record_every, largest) + 1) if record_every % d == 0)
+_CHUNK = 256  # inputs drawn at once (per seed): one chunk of (256, N) normals
 
 
 def _check_positive(name: str, value) -> None:
@@ -59,7 +57,10 @@ def _check_positive(name: str, value) -> None:
 @eqx.filter_jit
 def _run(student, teacher, eta, noise, key, n_records, record_every, rule):
     N = student.N
-    chunk = _chunk_size(record_every)
+    # Each block of `record_every` steps runs full chunks, then one shorter chunk for the rest,
+    # so the chunk size (and the speed) does not depend on the divisors of record_every.
+    chunk = min(_CHUNK, record_every)
+    n_chunks, rest = divmod(record_every, chunk)
 
     def step(carry, example):
         weights, state = carry
@@ -67,15 +68,17 @@ def _run(student, teacher, eta, noise, key, n_records, record_every, rule):
         label = teacher(xi) + noise * label_noise
         return rule.update(weights, state, student, xi, label, eta), None
 
-    def run_chunk(carry, chunk_key):
+    def run_chunk(carry, chunk_key, size=chunk):
         # Drawing a chunk of inputs at once is much faster than one draw per step.
         k_xi, k_noise = jax.random.split(chunk_key)
-        examples = (jax.random.normal(k_xi, (chunk, N)), jax.random.normal(k_noise, (chunk,)))
+        examples = (jax.random.normal(k_xi, (size, N)), jax.random.normal(k_noise, (size,)))
         return jax.lax.scan(step, carry, examples)[0], None
 
     def block(carry, block_key):
-        keys = jax.random.split(block_key, record_every // chunk)
-        carry, _ = jax.lax.scan(run_chunk, carry, keys)
+        k_full, k_rest = jax.random.split(block_key)
+        carry, _ = jax.lax.scan(run_chunk, carry, jax.random.split(k_full, n_chunks))
+        if rest:
+            carry, _ = run_chunk(carry, k_rest, rest)
         return carry, (carry[0], rule.record(*carry, student))
 
     state0 = rule.init(student, eta)
