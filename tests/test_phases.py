@@ -66,8 +66,10 @@ def test_overparameterized_near_singular_plateau_then_quasi_plateau():
     assert earlier and earlier[0].eg_exit > 10 * q.eg_exit
 
 
-def _point(K, M, guess_Q, guess_R, c=0.0):
-    return pa.find_fixed_point(SGD, px.OrderParams(guess_Q, guess_R, px.correlated_teacher(M, c)))
+def _point(guess_Q, guess_R, c=0.0):
+    return pa.find_fixed_point(
+        SGD, px.OrderParams(guess_Q, guess_R, px.correlated_teacher(np.shape(guess_R)[1], c))
+    )
 
 
 def test_rule_says_unclassified_when_evidence_is_weak():
@@ -94,7 +96,7 @@ def test_rule_says_unclassified_when_evidence_is_weak():
 
 
 def test_rule_labels_minima(spurious_minimum):
-    optimum = _point(2, 2, 0.9 * np.eye(2), 0.9 * np.eye(2))
+    optimum = _point(0.9 * np.eye(2), 0.9 * np.eye(2))
     assert pa.classify(optimum, 0.0, 0.0, pa.PhaseRule())[0] == "convergence"
     point = spurious_minimum  # K = 3, M = 2, from the session fixture
     assert pa.classify(point, point.eg, 0.0, pa.PhaseRule())[0] == "spurious minimum"

@@ -1,10 +1,9 @@
 """Figures (matplotlib, imported only by the command line and notebooks)."""
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+# No backend is forced here: importing this module from a notebook must not switch its
+# backend. Without a display matplotlib falls back to a non-interactive one by itself.
+import matplotlib.pyplot as plt
+import numpy as np
 
 
 def plot_eg(arrays: dict, summary: dict, path) -> None:

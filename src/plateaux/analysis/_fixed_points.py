@@ -149,7 +149,7 @@ def _is_valid(params: OrderParams) -> bool:
 
 def _describe(dynamics, params, residual, ok, centre_tol) -> FixedPoint:
     ok = bool(ok) and bool(np.isfinite(residual)) and _is_valid(params)
-    spec = spectrum(dynamics, params, centre_tol=centre_tol) if ok else _empty_spectrum(params)
+    spec = spectrum(dynamics, params, centre_tol=centre_tol) if ok else _empty_spectrum()
     return FixedPoint(
         params=params,
         residual=float(residual),
@@ -160,7 +160,7 @@ def _describe(dynamics, params, residual, ok, centre_tol) -> FixedPoint:
     )
 
 
-def _empty_spectrum(params) -> Spectrum:
+def _empty_spectrum() -> Spectrum:
     return Spectrum(np.array([], dtype=complex), np.zeros((0, 0), dtype=complex), ())
 
 

@@ -45,6 +45,7 @@ from .._order_params import flatten_learned
 from .._trajectory import Trajectory, take_time
 from ..dynamics import AbstractDynamics
 from ._fixed_points import FixedPoint, find_fixed_point
+from ._plateau import mask_runs
 from ._spectrum import predicted_plateau_length, spectrum
 
 
@@ -153,16 +154,6 @@ def classify(point: FixedPoint | None, eg_level: float, drift: float, rule: Phas
     return "unclassified", f"weak evidence: rho = {rho:.3g}, d = {d:.3g}, centre modes = {n_centre}", rho, d
 
 
-def _runs(mask: np.ndarray):
-    start = None
-    for i, m in enumerate(np.append(mask, False)):
-        if m and start is None:
-            start = i
-        elif not m and start is not None:
-            yield start, i - 1
-            start = None
-
-
 def _local_spectrum(dynamics, traj, index, centre_tol) -> dict:
     spec = spectrum(dynamics, take_time(traj.params, index), centre_tol=centre_tol)
     return {
@@ -190,7 +181,7 @@ def segment(traj: Trajectory, dynamics: AbstractDynamics, rule: PhaseRule | None
     phases: list[Phase] = []
     previous_exit = float(t_all[0])
     eg_previous = float(eg_all[0])
-    for a, b in _runs(slow):
+    for a, b in mask_runs(slow):
         if t[b] / t[a] < rule.min_factor:
             continue
         rep = a + int(np.argmin(speeds[a : b + 1]))

@@ -32,6 +32,17 @@ class PlateauInfo:
         return dataclasses.asdict(self) | {"length": self.length}
 
 
+def mask_runs(mask: np.ndarray):
+    """Yield `(start, end)` (inclusive) of every maximal run of True in a 1-d boolean mask."""
+    start = None
+    for i, m in enumerate(np.append(mask, False)):
+        if m and start is None:
+            start = i
+        elif not m and start is not None:
+            yield start, i - 1
+            start = None
+
+
 def find_plateau(
     t,
     eg,
@@ -62,18 +73,12 @@ def find_plateau(
     t_pos, eg_pos = t[keep], eg[keep]
     slope = np.gradient(np.log(eg_pos), np.log(t_pos))
     flat = (np.abs(slope) < flatness) & (eg_pos > floor)
-    best = None
-    start = None
-    for i, is_flat in enumerate(np.append(flat, False)):
-        if is_flat and start is None:
-            start = i
-        elif not is_flat and start is not None:
-            end = i - 1
-            span = t_pos[end] / t_pos[start]
-            if span >= min_factor and t_pos[end] > min_time:
-                if best is None or span > t_pos[best[1]] / t_pos[best[0]]:
-                    best = (start, end)
-            start = None
+    runs = [
+        (start, end)
+        for start, end in mask_runs(flat)
+        if t_pos[end] / t_pos[start] >= min_factor and t_pos[end] > min_time
+    ]
+    best = max(runs, key=lambda run: t_pos[run[1]] / t_pos[run[0]], default=None)
     if best is None:
         return None
     s, e = best

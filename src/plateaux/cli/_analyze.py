@@ -13,6 +13,7 @@ from ..activations import activation_from_name
 from ..analysis import PhaseRule, segment, singular_distances
 from ..dynamics import OnlineSGD
 from ._config import ConfigError, parse_config
+from ._run import jsonable
 
 
 def load_run(out: Path) -> tuple[Trajectory, OnlineSGD, dict]:
@@ -74,18 +75,8 @@ def analyze_run(out: Path, rule: PhaseRule | None = None) -> dict:
         "phases": [p.summary() for p in phases],
         "counts": {kind: sum(p.kind == kind for p in phases) for kind in {p.kind for p in phases}},
     }
-    (out / "phases.json").write_text(json.dumps(report, indent=2, default=_jsonable) + "\n")
+    (out / "phases.json").write_text(json.dumps(report, indent=2, default=jsonable) + "\n")
     from ..plots import plot_phases
 
     plot_phases(traj, phases, {k: np.asarray(v) for k, v in distances.items()}, summary, out / "phases.png")
     return report
-
-
-def _jsonable(x):
-    if isinstance(x, (np.generic,)):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if isinstance(x, complex):
-        return [x.real, x.imag]
-    raise TypeError(f"cannot write {type(x).__name__} to JSON")

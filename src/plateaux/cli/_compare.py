@@ -10,7 +10,6 @@ import jax
 import numpy as np
 
 from .._integrate import integrate
-from .._network import networks_from_order_params
 from .._rules import SGD
 from .._simulate import simulate
 from .._trajectory import Status
@@ -19,7 +18,7 @@ from ..analysis import find_plateau, segment
 from ..dynamics import OnlineSGD
 from ..natural import AdaptiveNaturalGradient, NaturalGradient, NaturalGradientSGD
 from ._config import RunConfig
-from ._run import CONVENTIONS, _jsonable, _versions
+from ._run import CONVENTIONS, _versions, jsonable, seeded_networks
 
 THRESHOLDS = (1e-2, 1e-3, 1e-4, 1e-6)
 CONVERGED_EG = 1e-7
@@ -71,14 +70,7 @@ def ode_metrics(traj, dynamics) -> dict:
 
 def _simulate_rules(cfg: RunConfig, rules: dict, quiet: bool) -> dict:
     sim_cfg = cfg.simulation
-    act = activation_from_name(cfg.activation)
-    k_nets, k_runs = jax.random.split(jax.random.key(sim_cfg.seed))
-    pairs = [
-        networks_from_order_params(cfg.params0, sim_cfg.N, k, act)
-        for k in jax.random.split(k_nets, sim_cfg.seeds)
-    ]
-    students = jax.tree.map(lambda *xs: np.stack(xs), *[s for s, _ in pairs])
-    teachers = jax.tree.map(lambda *xs: np.stack(xs), *[t for _, t in pairs])
+    students, teachers, k_runs = seeded_networks(cfg)
     keys = jax.random.split(k_runs, sim_cfg.seeds)
     out = {}
     for name, rule in rules.items():
@@ -144,7 +136,7 @@ def compare_experiment(
                 "time_to": {f"{thr:g}": time_to_reach(sim["t"], mean, thr) for thr in THRESHOLDS},
             }
         summary["simulation"] = {"N": N, "seeds": cfg.simulation.seeds, "adaptive_rate": rate}
-    (out / "compare.json").write_text(json.dumps(summary, indent=2, default=_jsonable) + "\n")
+    (out / "compare.json").write_text(json.dumps(summary, indent=2, default=jsonable) + "\n")
     (out / "compare.md").write_text(markdown_table(table))
     np.savez(out / "compare.npz", **{k.replace(" ", "_"): v for k, v in curves.items()})
     _plot(curves, cfg, out / "compare.png")

@@ -52,19 +52,25 @@ def _log(message: str, quiet: bool) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
-def _simulate_with_progress(cfg: RunConfig, dynamics: OnlineSGD, quiet: bool):
-    """Run all seeds (vmapped) in segments, printing progress between segments."""
+def seeded_networks(cfg: RunConfig):
+    """Per seed, a student and teacher realising the configured start exactly (stacked along a
+    leading seed axis), and the PRNG key for the runs. `run` and `compare` share them."""
     sim_cfg = cfg.simulation
     act = activation_from_name(cfg.activation)
-    key = jax.random.key(sim_cfg.seed)
-    k_nets, k_runs = jax.random.split(key)
+    k_nets, k_runs = jax.random.split(jax.random.key(sim_cfg.seed))
     pairs = [
         networks_from_order_params(cfg.params0, sim_cfg.N, k, act)
         for k in jax.random.split(k_nets, sim_cfg.seeds)
     ]
-    teachers = [t for _, t in pairs]
     students = jax.tree.map(lambda *xs: np.stack(xs), *[s for s, _ in pairs])
-    teachers = jax.tree.map(lambda *xs: np.stack(xs), *teachers)
+    teachers = jax.tree.map(lambda *xs: np.stack(xs), *[t for _, t in pairs])
+    return students, teachers, k_runs
+
+
+def _simulate_with_progress(cfg: RunConfig, dynamics: OnlineSGD, quiet: bool):
+    """Run all seeds (vmapped) in segments, printing progress between segments."""
+    sim_cfg = cfg.simulation
+    students, teachers, k_runs = seeded_networks(cfg)
     segments = math.gcd(sim_cfg.records, 20)
     records_per_segment = sim_cfg.records // segments
     steps_per_segment = records_per_segment * sim_cfg.record_every
@@ -217,16 +223,19 @@ def run_experiment(cfg: RunConfig, out: Path, *, quiet: bool = False) -> dict:
         (out / stale).unlink(missing_ok=True)
     _log("writing results and the figure", quiet)
     np.savez(out / "trajectory.npz", **arrays)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_jsonable) + "\n")
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=jsonable) + "\n")
     from ..plots import plot_eg
 
     plot_eg(arrays, summary, out / "eg.png")
     return summary
 
 
-def _jsonable(x):
+def jsonable(x):
+    """JSON encoder fallback for numpy scalars/arrays and complex numbers (results files)."""
     if isinstance(x, np.generic):
         return x.item()
     if isinstance(x, np.ndarray):
         return x.tolist()
+    if isinstance(x, complex):
+        return [x.real, x.imag]
     raise TypeError(f"cannot write {type(x).__name__} to JSON")
