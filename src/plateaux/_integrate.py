@@ -136,6 +136,7 @@ def integrate(
     q_max: float = 1e4,
     progress: bool = False,
     throw: bool = True,
+    batched_dynamics: bool = False,
 ) -> Trajectory:
     r"""Integrate the order-parameter ODE from `params0` and save on the grid `ts`.
 
@@ -152,7 +153,9 @@ def integrate(
     - `params0`: initial [`plateaux.OrderParams`][]; leading batch axes are solved in one
       `vmap` (the batch steps until its slowest member finishes).
     - `eta`: learning rate $\eta > 0$ for [`plateaux.OnlineSGD`][], or any
-      [`plateaux.AbstractDynamics`][] (then `noise` must be left at 0).
+      [`plateaux.AbstractDynamics`][] (then `noise` must be left at 0). For a batched
+      `params0`, an array `eta` (and `noise`) of its batch shape gives one learning rate per
+      member, still in one compiled `vmap`.
     - `ts`: increasing saving times starting at the initial time, or a horizon (a number):
       then [`plateaux.log_grid`][]`(horizon)`.
     - `noise`: output-noise standard deviation $s$.
@@ -162,12 +165,20 @@ def integrate(
     - `progress`: show a progress bar (unbatched solves).
     - `throw`: raise on divergence or exhausted `max_steps` (default); with `False`, return
       the flagged trajectory (`status`, NaN after `t_stop`).
+    - `batched_dynamics`: the dynamics object is itself a batch (its array fields with
+      `ndim > 0` carry `params0`'s batch shape first, e.g. one $\eta$ per member; 0-d fields
+      are shared) and is mapped together with `params0`. Implied by an array `eta` or
+      `noise` with `ndim > 0`.
 
     **Returns:** a [`plateaux.Trajectory`][].
 
     **Raises:** `ValueError` on invalid input (naming it) and `RuntimeError` when the
     integration diverged or ran out of steps (with `throw=True`).
     """
+    if not isinstance(eta, AbstractDynamics) and (np.ndim(eta) or np.ndim(noise)):
+        shape = params0.R.shape[:-2]
+        eta, noise = (jnp.broadcast_to(jnp.asarray(x, dtype=float), shape) for x in (eta, noise))
+        batched_dynamics = True
     dynamics = eta if isinstance(eta, AbstractDynamics) else OnlineSGD(eta, noise)
     if isinstance(eta, AbstractDynamics) and np.any(np.asarray(noise) != 0):
         raise ValueError("pass noise to the dynamics object, not to integrate(), when eta is one")
@@ -193,14 +204,36 @@ def integrate(
     if batch_ndim == 0:
         traj = _solve(dynamics, params0, grid, *args, progress)
     else:
-        flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[batch_ndim:]), params0)
-        solve_one = lambda p: _solve(dynamics, p, grid, *args, False)  # noqa: E731
-        traj = eqx.filter_vmap(solve_one)(flat)
         batch = params0.R.shape[:batch_ndim]
+        flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[batch_ndim:]), params0)
+        solve_one = lambda d, p: _solve(d, p, grid, *args, False)  # noqa: E731
+        if batched_dynamics:
+            dynamics_axes = jax.tree.map(lambda x: 0 if _is_batched(x) else None, dynamics)
+            flat_dynamics = _flatten_batch(dynamics, batch)
+            traj = eqx.filter_vmap(solve_one, in_axes=(dynamics_axes, 0))(flat_dynamics, flat)
+        else:
+            traj = eqx.filter_vmap(solve_one, in_axes=(None, 0))(dynamics, flat)
         traj = jax.tree.map(lambda x: x.reshape(batch + x.shape[1:]), traj)
     if throw:
         _raise_on_failure(traj, dynamics)
     return traj
+
+
+def _is_batched(x) -> bool:
+    return eqx.is_array(x) and x.ndim > 0
+
+
+def _flatten_batch(dynamics: AbstractDynamics, batch: tuple) -> AbstractDynamics:
+    """A batched dynamics' array fields with the batch axes flattened into one (0-d fields
+    are shared by all members)."""
+    for path, leaf in jax.tree_util.tree_flatten_with_path(eqx.filter(dynamics, _is_batched))[0]:
+        if leaf.shape[: len(batch)] != batch:
+            raise ValueError(
+                f"batched dynamics field {jax.tree_util.keystr(path)} has shape {leaf.shape}; "
+                f"it must start with the batch shape {batch} of params0 (or be a scalar)"
+            )
+    flatten = lambda x: x.reshape((-1,) + x.shape[len(batch) :]) if _is_batched(x) else x  # noqa: E731
+    return jax.tree.map(flatten, dynamics)
 
 
 def _raise_on_failure(traj: Trajectory, dynamics: AbstractDynamics) -> None:
@@ -214,6 +247,7 @@ def _raise_on_failure(traj: Trajectory, dynamics: AbstractDynamics) -> None:
         if bad.size:
             idx = tuple(int(i) for i in bad[0])
             eta = np.asarray(getattr(dynamics, "eta", np.nan))
+            eta = eta[idx] if eta.ndim else eta
             raise RuntimeError(
                 f"integration {what} at alpha={t_stop[idx]:.6g}"
                 + (f" for batch member {idx}" if np.ndim(traj.status) else "")
