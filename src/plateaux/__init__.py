@@ -9,6 +9,7 @@ import jax as _jax
 _jax.config.update("jax_enable_x64", True)
 
 from . import analysis as analysis, natural as natural, scenarios as scenarios
+from ._conventions import CANONICAL as CANONICAL, Convention as Convention
 from ._generalization import generalization_error as generalization_error
 from ._initial import (
     classic_start as classic_start,
@@ -18,6 +19,13 @@ from ._integrate import (
     integrate as integrate,
     integrate_from_simulation as integrate_from_simulation,
     log_grid as log_grid,
+)
+from ._io import (
+    load_text as load_text,
+    load_text_networks as load_text_networks,
+    read_convention as read_convention,
+    save_order_params as save_order_params,
+    save_text as save_text,
 )
 from ._network import (
     SoftCommittee as SoftCommittee,

@@ -26,6 +26,8 @@ def load_run(out: Path) -> tuple[Trajectory, OnlineSGD, dict]:
     except (OSError, ValueError, zipfile.BadZipFile) as e:  # JSONDecodeError is a ValueError
         raise ConfigError(f"cannot read the results in {out}: {e}") from None
     try:
+        if "initial" in summary.get("config", {}):  # replay from the run's own copy of the start
+            summary["config"] = summary["config"] | {"initial": {"from": str(out / "initial")}}
         return _rebuild(summary, data)
     except (KeyError, TypeError, ValueError) as e:
         raise ConfigError(
@@ -59,6 +61,14 @@ def _rebuild(summary: dict, data: dict):
     return traj, dynamics, summary
 
 
+def _with_user_times(phase: dict, factor) -> dict:
+    """Entry and exit also in the run's time unit (`t = factor * alpha`), when it is not alpha."""
+    if factor is None or factor == 1.0:
+        return phase
+    user = {k + "_user": None if phase.get(k) is None else phase[k] * factor for k in ("entry", "exit")}
+    return phase | user
+
+
 def analyze_run(out: Path, rule: PhaseRule | None = None) -> dict:
     """Segment the run in `out`, write `phases.json` and `phases.png`; return the report."""
     import dataclasses
@@ -70,9 +80,11 @@ def analyze_run(out: Path, rule: PhaseRule | None = None) -> dict:
     except ValueError as e:
         raise ConfigError(f"cannot segment the run in {out}: {e}") from None
     distances = singular_distances(traj.params)
+    factor = (summary.get("convention") or {}).get("factors", {}).get("t_over_alpha")
     report = {
         "rule": dataclasses.asdict(rule),
-        "phases": [p.summary() for p in phases],
+        "convention": summary.get("convention"),
+        "phases": [_with_user_times(p.summary(), factor) for p in phases],
         "counts": {kind: sum(p.kind == kind for p in phases) for kind in {p.kind for p in phases}},
     }
     (out / "phases.json").write_text(json.dumps(report, indent=2, default=jsonable) + "\n")

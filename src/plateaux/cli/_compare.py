@@ -18,7 +18,7 @@ from ..analysis import find_plateau, segment
 from ..dynamics import OnlineSGD
 from ..natural import AdaptiveNaturalGradient, NaturalGradient, NaturalGradientSGD
 from ._config import RunConfig
-from ._run import CONVENTIONS, _versions, jsonable, seeded_networks
+from ._run import _versions, convention_records, jsonable, seeded_networks, user_time
 
 THRESHOLDS = (1e-2, 1e-3, 1e-4, 1e-6)
 CONVERGED_EG = 1e-7
@@ -120,7 +120,7 @@ def compare_experiment(
             table[f"ODE {name}"] = {"status": "diverged", "t_stop": float(traj.t_stop)}
             continue
         table[f"ODE {name}"] = ode_metrics(traj, dyn)
-    summary = {"config": cfg.raw, "conventions": CONVENTIONS, "table": table, "versions": _versions()}
+    summary = {"config": cfg.raw, **convention_records(cfg), "table": table, "versions": _versions()}
     if cfg.simulation is not None:
         N, K = cfg.simulation.N, cfg.K
         rate = 0.1 / (K * N) if adaptive_rate is None else adaptive_rate
@@ -136,6 +136,10 @@ def compare_experiment(
                 "time_to": {f"{thr:g}": time_to_reach(sim["t"], mean, thr) for thr in THRESHOLDS},
             }
         summary["simulation"] = {"N": N, "seeds": cfg.simulation.seeds, "adaptive_rate": rate}
+    if cfg.time_factor is not None and cfg.time_factor != 1.0:  # times in the config's unit too
+        for row in table.values():
+            if "time_to" in row:
+                row["time_to_user"] = {k: user_time(cfg, x) for k, x in row["time_to"].items()}
     (out / "compare.json").write_text(json.dumps(summary, indent=2, default=jsonable) + "\n")
     (out / "compare.md").write_text(markdown_table(table))
     np.savez(out / "compare.npz", **{k.replace(" ", "_"): v for k, v in curves.items()})

@@ -7,9 +7,11 @@ import sys
 import jax
 import numpy as np
 
+from .._conventions import CANONICAL, Convention
 from .._initial import classic_start, correlated_teacher
 from .._order_params import OrderParams, check_order_params
 from ..activations import activation_from_name
+from ._config_conventions import check_not_prescaled, parse_convention, parse_horizon, parse_initial
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -30,12 +32,24 @@ CONFIG.toml reference (every key; defaults in brackets):
                  seed [0], q_max [0.5], overlap_max [1e-12]  (classic start)
                  v (student second-layer weights, length K) [ones]
   [learning]     eta (learning rate > 0; required), noise (output-noise std >= 0) [0.0]
-  [integration]  horizon (final alpha; required), num_saves (log-spaced saves) [400],
+  [integration]  horizon (final time, in [conventions] time_unit; required unless horizon_alpha)
+                 or horizon_alpha (final alpha, whatever the time unit), num_saves (log-spaced saves) [400],
                  rtol [1e-8], atol [1e-10], max_steps [200000]
   [simulation]   optional finite-N online SGD overlay, started from networks that realise the
                  student start's overlaps exactly:
                  N (input dimension), seeds (number of runs) [4], seed (base PRNG seed) [1],
-                 horizon (final alpha) [integration.horizon], records (records per run) [200]
+                 horizon or horizon_alpha [integration's], records (records per run) [200]
+  [conventions]  optional; how the numbers above are meant (converted exactly to the engine's
+                 convention before running; see plateaux.Convention):
+                 output_scale = "none" | "1/K" | "1/sqrt(K)" ["none"]: sigma = s_K sum_i v_i g(x_i),
+                        tau = s_M sum_n w_n g(y_n) (v, w of [student] / [teacher] are the user's)
+                 time_unit = "alpha" | "eta*alpha" | "eta*alpha/K" ["alpha"]: unit of the horizons
+                 lr_scale = "none" | "1/K" | "1/sqrt(K)" | "K" | "sqrt(K)" ["none"]: the step taken
+                        is eta * lr_scale
+  [initial]      optional: from = "DIR", a directory of text files Q.txt, R.txt, T.txt, v.txt, w.txt
+                 (or nn2pp PREFIX_Q0.dat ...; see plateaux.load_text), in the [conventions]
+                 convention; replaces [teacher] and [student] (which must then be absent).
+                 `plateaux run` writes the start it used to OUT/initial/ in this form.
 """
 
 
@@ -75,6 +89,9 @@ class RunConfig:
     atol: float
     max_steps: int
     simulation: SimulationConfig | None
+    convention: Convention = CANONICAL  # eta, horizons, params0 above are already canonical
+    eta_user: float | None = None  # the learning rate as written in the config
+    time_factor: float | None = None  # t (config's time unit) = time_factor * alpha
 
     def save_times(self) -> np.ndarray:
         from .._integrate import log_grid
@@ -151,9 +168,19 @@ def _check_table(raw: dict, name: str) -> dict:
     return table
 
 
-def parse_config(raw: dict) -> RunConfig:
-    """Validate a configuration dictionary (parsed TOML) into a [`RunConfig`][]."""
-    _check_known(raw, "top level", {"model", "teacher", "student", "learning", "integration", "simulation"})
+def parse_config(raw: dict, base=None) -> RunConfig:
+    r"""Validate a configuration dictionary (parsed TOML) into a [`RunConfig`][].
+
+    The values are converted to the engine's canonical convention (THEORY.md section 1) with
+    the config's [conventions] (see [`plateaux.Convention`][]): `params0` holds $v = s_K\hat v$,
+    $w = s_M\hat w$, `eta` the step $\ell_K\hat\eta$, horizons are in $\alpha$. `base`: the
+    folder that a relative `[initial] from` is relative to (the config file's folder).
+    """
+    _check_known(
+        raw,
+        "top level",
+        {"model", "teacher", "student", "learning", "integration", "simulation", "conventions", "initial"},
+    )
     model = _check_table(raw, "model")
     _check_known(model, "model", {"K", "M", "activation"})
     K = _get(model, "K", "model", int, check=lambda x: x >= 1)
@@ -163,6 +190,8 @@ def parse_config(raw: dict) -> RunConfig:
         activation_from_name(activation)
     except ValueError as e:
         raise ConfigError(f"[model] activation: {e}") from None
+    convention = parse_convention(raw)
+    initial, self_described = parse_initial(raw, K, M, convention, base)
 
     teacher = _check_table(raw, "teacher")
     _check_known(teacher, "teacher", {"kind", "c", "T", "w"})
@@ -221,15 +250,30 @@ def parse_config(raw: dict) -> RunConfig:
         check_order_params(params0, "student start")
     except ValueError as e:
         raise ConfigError(str(e)) from None
+    explicit = {"v": "[student]" if v is not None else None, "w": "[teacher]" if w is not None else None}
+    if initial is not None:
+        params0 = initial
+        files = None if self_described else f"[initial] files ({raw['initial']['from']})"
+        explicit = {"v": files, "w": files}
+    check_not_prescaled(params0, convention, explicit)
 
     learning = _check_table(raw, "learning")
     _check_known(learning, "learning", {"eta", "noise"})
     eta = _get(learning, "eta", "learning", check=lambda x: x > 0)
     noise = _get(learning, "noise", "learning", default=0.0, check=lambda x: x >= 0)
+    eta_user = eta
+    try:
+        time_factor = convention.time_factor(eta, K)
+    except ValueError as e:
+        raise ConfigError(f"[conventions] {e}") from None
+    params0, eta, _, _ = convention.to_canonical(params0, eta)
+
+    def to_alpha(t):
+        return t / time_factor
 
     integ = _check_table(raw, "integration")
-    _check_known(integ, "integration", {"horizon", "num_saves", "rtol", "atol", "max_steps"})
-    horizon = _get(integ, "horizon", "integration", check=lambda x: x > 0)
+    _check_known(integ, "integration", {"horizon", "horizon_alpha", "num_saves", "rtol", "atol", "max_steps"})
+    horizon = parse_horizon(integ, "integration", to_alpha)
     num_saves = _get(integ, "num_saves", "integration", int, default=400, check=lambda x: x >= 2)
     rtol = _get(integ, "rtol", "integration", default=1e-8, check=lambda x: 0 < x < 1)
     atol = _get(integ, "atol", "integration", default=1e-10, check=lambda x: 0 < x < 1)
@@ -238,12 +282,12 @@ def parse_config(raw: dict) -> RunConfig:
     simulation = None
     if "simulation" in raw:
         sim = _check_table(raw, "simulation")
-        _check_known(sim, "simulation", {"N", "seeds", "seed", "horizon", "records"})
+        _check_known(sim, "simulation", {"N", "seeds", "seed", "horizon", "horizon_alpha", "records"})
         simulation = SimulationConfig(
             N=_get(sim, "N", "simulation", int, check=lambda x: x >= K + M, bound=f">= K + M = {K + M}"),
             seeds=_get(sim, "seeds", "simulation", int, default=4, check=lambda x: x >= 1),
             seed=_get(sim, "seed", "simulation", int, default=1),
-            horizon=_get(sim, "horizon", "simulation", default=horizon, check=lambda x: x > 0),
+            horizon=parse_horizon(sim, "simulation", to_alpha, default=horizon),
             records=_get(sim, "records", "simulation", int, default=200, check=lambda x: x >= 1),
         )
     if simulation is not None and simulation.horizon * simulation.N < simulation.records:
@@ -252,7 +296,22 @@ def parse_config(raw: dict) -> RunConfig:
             f"{simulation.horizon * simulation.N:g} steps: lower records or raise horizon"
         )
     return RunConfig(
-        raw, K, M, activation, params0, eta, noise, horizon, num_saves, rtol, atol, max_steps, simulation
+        raw,
+        K,
+        M,
+        activation,
+        params0,
+        eta,
+        noise,
+        horizon,
+        num_saves,
+        rtol,
+        atol,
+        max_steps,
+        simulation,
+        convention=convention,
+        eta_user=eta_user,
+        time_factor=time_factor,
     )
 
 
@@ -267,4 +326,6 @@ def load_config(path) -> RunConfig:
         raise ConfigError(f"{path} is not valid TOML: {e}") from None
     except OSError as e:
         raise ConfigError(f"cannot read {path}: {e.strerror or e}") from None
-    return parse_config(raw)
+    from pathlib import Path
+
+    return parse_config(raw, base=Path(path).parent)

@@ -27,7 +27,34 @@ CONVENTIONS = {
     "learning_rate": "J_i += (eta / sqrt(N)) v_i g'(x_i) (tau - sigma) xi",
     "noise": "output-noise standard deviation s on the teacher label",
     "eg": "0.5 <(sigma - tau)^2> against the clean teacher label (noise floor s^2/2 excluded)",
-}
+}  # the engine's (canonical) convention; a config's [conventions] is converted to it
+
+
+def convention_records(cfg: RunConfig) -> dict:
+    """The `conventions` (formulas, in the config's convention) and `convention` (the choice and
+    the factors to the engine's canonical one) records of every results file."""
+    conv = cfg.convention
+    formulas = CONVENTIONS | ({} if conv.is_canonical else conv.describe())
+    formulas |= {"arrays": "results arrays are canonical (alpha, v, w) unless named *_user"}
+    eta_v_user = (cfg.raw.get("model") or {}).get("eta_v")  # as written in the config
+    return {"conventions": formulas, "convention": conv.record(cfg.K, cfg.M, cfg.eta_user, eta_v_user)}
+
+
+def user_time(cfg: RunConfig, alpha):
+    """Times alpha in the config's time unit (None passes through)."""
+    if alpha is None or cfg.time_factor is None:
+        return None
+    return alpha * cfg.time_factor
+
+
+def export_initial(cfg: RunConfig, out: Path) -> None:
+    """Write the start to `out/initial/` as text, in the config's convention, so that
+    `[initial] from = "OUT/initial"` (with the same [conventions]) replays the run."""
+    from .._io import save_text
+
+    params = cfg.convention.from_canonical(cfg.params0).params
+    meta = {"written_by": "plateaux run", "canonical_v": cfg.params0.v, "canonical_w": cfg.params0.w}
+    save_text(out / "initial", params, convention=cfg.convention, meta=meta)
 
 
 def _versions() -> dict:
@@ -156,10 +183,11 @@ def run_experiment(cfg: RunConfig, out: Path, *, quiet: bool = False) -> dict:
     reached = arrays["t"] <= float(traj.t_stop)
     summary = {
         "config": cfg.raw,
-        "conventions": CONVENTIONS,
+        **convention_records(cfg),
         "ode": {
             "status": status.name.lower(),
             "t_stop": float(traj.t_stop),
+            "t_stop_user": user_time(cfg, float(traj.t_stop)),
             "final_eg": float(arrays["eg"][reached][-1]),
             "plateau": _plateau_dict(arrays["t"][reached], arrays["eg"][reached]),
             "solver": {
@@ -174,6 +202,9 @@ def run_experiment(cfg: RunConfig, out: Path, *, quiet: bool = False) -> dict:
         },
         "versions": _versions(),
     }
+    plateau = summary["ode"]["plateau"]
+    if plateau is not None:
+        summary["ode"]["plateau_user"] = {k: user_time(cfg, plateau.get(k)) for k in ("entry", "exit")}
     if status in (Status.DIVERGED, Status.MAX_STEPS):
         # Keep the reached part; the rest is NaN and the status says why.
         arrays |= {k: arrays[k][reached] for k in ("t", "eg", "Q", "R")}  # no NaN in files
@@ -221,6 +252,11 @@ def run_experiment(cfg: RunConfig, out: Path, *, quiet: bool = False) -> dict:
         arrays = {k: v for k, v in arrays.items() if not k.startswith("sim_")}  # no NaN in files
     for stale in ("phases.json", "phases.png"):  # from an earlier run into the same folder
         (out / stale).unlink(missing_ok=True)
+    if cfg.time_factor is not None:
+        arrays["t_user"] = arrays["t"] * cfg.time_factor
+        if "sim_t" in arrays:
+            arrays["sim_t_user"] = arrays["sim_t"] * cfg.time_factor
+    export_initial(cfg, out)
     _log("writing results and the figure", quiet)
     np.savez(out / "trajectory.npz", **arrays)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=jsonable) + "\n")
