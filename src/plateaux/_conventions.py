@@ -187,7 +187,7 @@ class Convention:
             (params.v * self.output_factor(K), params.w * self.output_factor(M)),
         )
         t_c = None if t is None else self.to_alpha(t, eta, K)
-        eta_c = None if eta is None else _scale(eta, self.lr_factor(K))
+        eta_c = _scale_eta(eta, self.lr_factor(K), self.lr_scale)
         eta_v_c = None if eta_v is None else _scale(eta_v, self.eta_v_factor(K))
         return Converted(out, eta_c, t_c, eta_v_c)
 
@@ -201,7 +201,7 @@ class Convention:
             params,
             (params.v / self.output_factor(K), params.w / self.output_factor(M)),
         )
-        eta_u = None if eta is None else _scale(eta, 1.0 / self.lr_factor(K))
+        eta_u = _scale_eta(eta, 1.0 / self.lr_factor(K), self.lr_scale)
         t_u = None if t is None else self.from_alpha(t, eta_u, K)
         eta_v_u = None if eta_v is None else _scale(eta_v, 1.0 / self.eta_v_factor(K))
         return Converted(out, eta_u, t_u, eta_v_u)
@@ -317,6 +317,20 @@ class Convention:
 
 
 CANONICAL = Convention()
+
+
+def _scale_eta(eta, factor: float, lr_scale: str):
+    """A learning rate times `factor`; a schedule (callable) passes only when the factor is 1."""
+    if eta is None:
+        return None
+    if callable(eta) or isinstance(eta, eqx.Module):
+        if factor == 1.0:
+            return eta
+        raise ValueError(
+            f"lr_scale = {lr_scale!r} with a learning-rate schedule ({type(eta).__name__}): scale the "
+            "schedule's values yourself and use lr_scale = 'none'"
+        )
+    return _scale(eta, factor)
 
 
 def _scale(x, factor: float):
