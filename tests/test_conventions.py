@@ -133,6 +133,59 @@ def test_finite_n_rule_in_a_convention_matches_the_converted_canonical_run(getke
     assert np.max(np.abs(wrong.params.R - literal.params.R)) > 1e-3
 
 
+class _LiteralTwoLayerRule(px.AbstractUpdateRule):
+    """Both layers trained in the user's convention, literally: output s_K sum_i v^_i g(x_i),
+    steps eta^ l_K on J and eta_v^ l_K / N on v^ (gradients of the squared error)."""
+
+    s_K: float
+    s_M: float
+    lr: float
+    eta_v: float
+
+    def parameters(self, student):
+        return (student.weights, student.v)
+
+    def network(self, student, parameters):
+        return eqx.tree_at(lambda s: (s.weights, s.v), student, parameters)
+
+    def init(self, student, eta):
+        return None
+
+    def update(self, weights, state, student, xi, label, eta):
+        def loss(p):
+            return 0.5 * (self.s_K * self.network(student, p)(xi) - self.s_M * label) ** 2
+
+        dJ, dv = jax.grad(loss)(weights)
+        J, v = weights
+        return (J - eta * self.lr * dJ, v - self.eta_v * self.lr / student.N * dv), state
+
+
+def test_trained_second_layer_rate_converts_with_s_k_squared(getkey):
+    """eta_v = s_K^2 l_K eta_v^: the literal two-layer rule in the 1/K convention and the engine's
+    SGD(eta_v) on the converted networks give the same J and v = s_K v^ up to round-off."""
+    if (
+        not hasattr(px.AbstractUpdateRule, "parameters")
+        or "eta_v" not in px.SGD.__init__.__code__.co_varnames
+    ):
+        pytest.skip("needs a trainable second layer in the simulator (SGD(eta_v=...))")
+    conv = PAPER
+    K, M, N = 3, 2, 60
+    p = specialised_start("K3M2")
+    student, teacher = px.networks_from_order_params(p, N, getkey())
+    eta_u, eta_v_u = 1.5, 6.0
+    s_K, s_M = conv.output_factor(K), conv.output_factor(M)
+    rule = _LiteralTwoLayerRule(s_K, s_M, conv.lr_factor(K), eta_v_u)
+    key = getkey()
+    literal = px.simulate(student, teacher, eta_u, 40 * N, key, record_every=4 * N, rule=rule)
+    _, eta_c, _, eta_v_c = conv.to_canonical(p, eta_u, eta_v=eta_v_u)
+    s_c, t_c = conv.networks_to_canonical(student, teacher)
+    canonical = px.simulate(s_c, t_c, eta_c, 40 * N, key, record_every=4 * N, rule=px.SGD(eta_v=eta_v_c))
+    # Round-off only (1e-16 per step, different order of operations).
+    assert np.max(np.abs(s_K * literal.params.v - canonical.params.v)) < 1e-12
+    assert np.max(np.abs(literal.params.R - canonical.params.R)) < 1e-12
+    assert np.max(np.abs(canonical.params.v[-1] - canonical.params.v[0])) > 1e-3  # v learned
+
+
 BASE = """
 [model]
 K = 2
