@@ -13,6 +13,7 @@ from ._generalization import generalization_error
 from ._order_params import OrderParams, check_order_params, flatten_learned, unflatten_learned
 from ._trajectory import Status, Trajectory, take_time
 from .dynamics import AbstractDynamics, OnlineSGD
+from .dynamics._base import averaging_activation
 
 
 def log_grid(horizon: float, num: int = 400, start: float = 1e-2) -> np.ndarray:
@@ -46,7 +47,7 @@ class _StopRule(eqx.Module):
     def __call__(self, t, y, args, **kwargs):
         dynamics, template = args
         params = unflatten_learned(y, template, learn_v=dynamics.learn_v)
-        eg = generalization_error(params, dynamics.activation)
+        eg = generalization_error(params, averaging_activation(dynamics.activations))
         # The vector field is only needed once the error is small (unbatched solves skip it;
         # under vmap `cond` becomes `select` and both branches run).
         slow = jax.lax.cond(
@@ -104,7 +105,7 @@ def _solve(dynamics, params0, ts, rtol, atol, max_steps, stop_eg, stop_rate, q_m
     fill = jnp.where(status == int(Status.CONVERGED), y_final, jnp.nan)
     ys = jnp.where(unreached[:, None], fill[None, :], ys_grid)
     series = unflatten_learned(ys, _broadcast_time(template, ts.shape[0]), learn_v=dynamics.learn_v)
-    eg = generalization_error(series, dynamics.activation)
+    eg = generalization_error(series, averaging_activation(dynamics.activations))
     stats = sol.stats
     return Trajectory(
         t=ts,
@@ -259,8 +260,9 @@ def _raise_on_failure(traj: Trajectory, dynamics: AbstractDynamics) -> None:
 
 def integrate_from_simulation(sim, ts: ArrayLike | None = None, **kwargs) -> Trajectory:
     r"""The ODE prediction for a [`plateaux.SimulationResult`][]: integrate from the
-    simulated networks' *initial* order parameters with the same $\eta$, noise and learning
-    rule (`sim.rule.dynamics(eta, noise)`: [`plateaux.OnlineSGD`][] for SGD,
+    simulated networks' *initial* order parameters with the same $\eta$, noise, learning
+    rule and (student, teacher) activations (`sim.rule.dynamics(eta, noise, activations)`:
+    [`plateaux.OnlineSGD`][] for SGD, with its trained second layer and weight decay;
     [`plateaux.natural.NaturalGradientSGD`][] for exact natural gradient), saving at the
     simulation's record times (or `ts`). Seeds batched in `sim` give a batched trajectory.
     Extra keyword arguments go to [`plateaux.integrate`][].
@@ -280,7 +282,8 @@ def integrate_from_simulation(sim, ts: ArrayLike | None = None, **kwargs) -> Tra
         return flat[0]
 
     rule = jax.tree.map(first, sim.rule)
-    dynamics = rule.dynamics(eta[0], noise[0])
+    activations = jax.tree.map(first, (sim.student.activation, sim.teacher_activation))
+    dynamics = rule.dynamics(eta[0], noise[0], activations)
     if dynamics is None:
         raise ValueError(
             f"the learning rule {type(rule).__name__} has no order-parameter ODE to compare with "

@@ -74,9 +74,11 @@ def order_parameters(student: SoftCommittee, teacher: SoftCommittee) -> OrderPar
 
 
 def networks_from_order_params(
-    params: OrderParams, N: int, key: PRNGKeyArray, activation=None
+    params: OrderParams, N: int, key: PRNGKeyArray, activation=None, *, teacher_activation=None
 ) -> tuple[SoftCommittee, SoftCommittee]:
     r"""A student and a teacher of input dimension `N` whose overlaps are exactly `params`.
+    `activation` is the student's (default erf) and, unless `teacher_activation` is given,
+    also the teacher's.
 
     Factor $C = AA^T$ (symmetric square root from `eigh`, so singular $C$ is fine) and take
     a uniformly random orthonormal frame $O\in\mathbb R^{N\times(K+M)}$; the stacked weights
@@ -91,4 +93,5 @@ def networks_from_order_params(
     A = vecs * np.sqrt(np.clip(lam, 0.0, None))
     frame, _ = jnp.linalg.qr(jax.random.normal(key, (N, K + M)))
     W = math.sqrt(N) * jnp.asarray(A) @ frame.T
-    return SoftCommittee(W[:K], params.v, activation), SoftCommittee(W[K:], params.w, activation)
+    teacher_activation = activation if teacher_activation is None else teacher_activation
+    return SoftCommittee(W[:K], params.v, activation), SoftCommittee(W[K:], params.w, teacher_activation)

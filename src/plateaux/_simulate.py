@@ -18,6 +18,8 @@ from ._network import SoftCommittee, order_parameters
 from ._order_params import OrderParams
 from ._rules import SGD, AbstractUpdateRule, squared_error as squared_error
 from ._trajectory import OrderParamsSeries
+from .activations import AbstractActivation
+from .dynamics._base import averaging_activation
 
 
 class SimulationResult(OrderParamsSeries):
@@ -28,7 +30,8 @@ class SimulationResult(OrderParamsSeries):
     of the finite network, from its order parameters, so no Monte-Carlo noise is added),
     `student` (final student), `eta`, `noise`, `rule` (the [`plateaux.AbstractUpdateRule`][]
     that was simulated), `diagnostics` (the rule's per-record scalars, e.g. the conditioning of
-    the Fisher for natural gradient; empty for SGD), `N`.
+    the Fisher for natural gradient; empty for SGD), `teacher_activation`, `N`. With a trained
+    second layer (`SGD(eta_v=...)`) `params.v` records $v(\alpha)$.
     Batch axes (e.g. seeds under `vmap`) come first.
     """
 
@@ -40,6 +43,7 @@ class SimulationResult(OrderParamsSeries):
     noise: Float[Array, "*b"]
     rule: AbstractUpdateRule
     diagnostics: dict
+    teacher_activation: AbstractActivation
     N: int = eqx.field(static=True)
 
 
@@ -82,24 +86,23 @@ def _run(student, teacher, eta, noise, key, n_records, record_every, rule):
         return carry, (carry[0], rule.record(*carry, student))
 
     state0 = rule.init(student, eta)
-    init = (student.weights, state0)
+    init = (rule.parameters(student), state0)
     (weights, _), (recorded, stats) = jax.lax.scan(block, init, jax.random.split(key, n_records))
-    all_weights = jnp.concatenate([student.weights[None], recorded], axis=0)
-    stats0 = rule.record(student.weights, state0, student)
+    all_weights = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), init[0], recorded)
+    stats0 = rule.record(init[0], state0, student)
     diagnostics = jax.tree.map(lambda a, b: jnp.concatenate([jnp.asarray(a)[None], b]), stats0, stats)
-    series = jax.vmap(lambda J: order_parameters(eqx.tree_at(lambda s: s.weights, student, J), teacher))(
-        all_weights
-    )
+    series = jax.vmap(lambda p: order_parameters(rule.network(student, p), teacher))(all_weights)
     t = jnp.arange(n_records + 1, dtype=float) * (record_every / N)
     return SimulationResult(
         t=t,
         params=series,
-        eg=generalization_error(series, student.activation),
-        student=eqx.tree_at(lambda s: s.weights, student, weights),
+        eg=generalization_error(series, averaging_activation((student.activation, teacher.activation))),
+        student=rule.network(student, weights),
         eta=jnp.asarray(eta, dtype=float),
         noise=jnp.asarray(noise, dtype=float),
         rule=rule,
         diagnostics=diagnostics,
+        teacher_activation=teacher.activation,
         N=N,
     )
 
@@ -115,6 +118,8 @@ def simulate(
     noise: ArrayLike = 0.0,
     optimizer: optax.GradientTransformation | None = None,
     rule: AbstractUpdateRule | None = None,
+    eta_v: ArrayLike | None = None,
+    weight_decay: ArrayLike = 0.0,
 ) -> SimulationResult:
     r"""Online learning of `student` on labels of `teacher`, one fresh Gaussian example per step.
 
@@ -143,12 +148,27 @@ def simulate(
       [`plateaux.SGD`][]); e.g. [`plateaux.natural.NaturalGradient`][] (exact Fisher) or
       [`plateaux.natural.AdaptiveNaturalGradient`][]. `rule.dynamics(eta, noise)` is the matching
       order-parameter ODE, if any.
+    - `eta_v`, `weight_decay`: shorthand for `rule=SGD(optimizer, eta_v=eta_v,
+      weight_decay=weight_decay)`: a trained second layer
+      $v_i\leftarrow v_i + \frac{\eta_v}N g(x_i)(\tau-\sigma)$ and hidden-layer weight decay
+      $J_i\leftarrow J_i - \frac{\eta\lambda}N J_i$ (see [`plateaux.SGD`][]).
 
     **Returns:** a [`plateaux.SimulationResult`][] with `n_steps // record_every + 1` records,
     the first at $\alpha = 0$.
     """
     if student.N != teacher.N:
         raise ValueError(f"student N={student.N} and teacher N={teacher.N} differ")
+    if (
+        eta_v is not None
+        or isinstance(weight_decay, jax.core.Tracer)
+        or np.any(np.asarray(weight_decay) != 0)
+    ):
+        if rule is not None:
+            raise ValueError(
+                "pass either eta_v=/weight_decay= or rule=, not both "
+                "(use rule=SGD(optimizer, eta_v=..., weight_decay=...))"
+            )
+        rule, optimizer = SGD(optimizer, eta_v=eta_v, weight_decay=weight_decay), None
     _check_positive("eta", eta)
     if not isinstance(noise, jax.core.Tracer) and not np.all(np.asarray(noise) >= 0):
         raise ValueError(f"noise (standard deviation) must be >= 0; got noise={noise}")

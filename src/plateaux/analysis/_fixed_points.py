@@ -13,6 +13,7 @@ import optimistix as optx
 from .._generalization import generalization_error
 from .._order_params import OrderParams, check_order_params, flatten_learned, unflatten_learned
 from ..dynamics import AbstractDynamics
+from ..dynamics._base import averaging_activation
 from ._singular import singular_distances
 from ._spectrum import Spectrum, spectrum
 
@@ -154,7 +155,7 @@ def _describe(dynamics, params, residual, ok, centre_tol) -> FixedPoint:
         params=params,
         residual=float(residual),
         converged=ok,
-        eg=float(generalization_error(params, dynamics.activation)),
+        eg=float(generalization_error(params, averaging_activation(dynamics.activations))),
         spectrum=spec,
         distances={k: np.asarray(v) for k, v in singular_distances(params).items()},
     )

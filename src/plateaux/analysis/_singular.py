@@ -20,7 +20,10 @@ def singular_distances(params: OrderParams) -> dict:
     - `"norm"`: $Q_{ii}$, shape `(..., K)`;
     - `"output_weight"`: $|v_i|$, shape `(..., K)`;
     - `"overlap_min"`, `"elimination_min"`: the smallest overlap distance (inf if K = 1) and the
-      smallest of $Q_{ii}$ and $|v_i|$ over units.
+      smallest of $Q_{ii}$ and $|v_i|$ over units;
+    - `"output_weight_min"`: $\min_i|v_i|$, the distance to the elimination set $v_i = 0$. It is
+      constant unless the second layer is trained (`OnlineSGD(eta_v=...)`), which makes
+      $v_i = 0$ reachable.
     """
     K = params.K
     iu = np.triu_indices(K, 1)
@@ -33,6 +36,7 @@ def singular_distances(params: OrderParams) -> dict:
         "norm": diag,
         "output_weight": weight,
         "overlap_min": overlap_min,
+        "output_weight_min": jnp.min(weight, axis=-1),
         "elimination_min": jnp.minimum(jnp.min(diag, axis=-1), jnp.min(weight, axis=-1)),
     }
 

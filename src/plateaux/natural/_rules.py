@@ -16,7 +16,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from .._network import SoftCommittee
-from .._rules import AbstractUpdateRule
+from .._rules import AbstractUpdateRule, activation_pair
 from ._fisher import _check_erf, fisher_matrix, structure_from_weights
 from ._ode import NaturalGradientSGD
 
@@ -106,8 +106,14 @@ class NaturalGradient(AbstractUpdateRule):
         report = s.report(self.damping, self.warn_below)
         return {"condition": report.condition, **state}
 
-    def dynamics(self, eta, noise):
-        return NaturalGradientSGD(eta, noise, damping=self.damping)
+    def dynamics(self, eta, noise, activation=None):
+        student, teacher = activation_pair(activation)
+        if teacher is not None and not isinstance(teacher, type(student)):
+            raise ValueError(
+                "NaturalGradientSGD has no ODE for a teacher activation different from the "
+                f"student's; got student {type(student).__name__}, teacher {type(teacher).__name__}"
+            )
+        return NaturalGradientSGD(eta, noise, student, damping=self.damping)
 
 
 class AdaptiveNaturalGradient(AbstractUpdateRule):
