@@ -89,6 +89,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("--no-simulation", action="store_true", help="ODEs only")
     compare.add_argument("--quiet", action="store_true", help="no progress output")
+    from ._sweep import add_parser as add_sweep_parser
+
+    add_sweep_parser(sub)
     return parser
 
 
@@ -109,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    if args.command == "sweep":
+        from ._sweep import run as run_sweep_command
+
+        return run_sweep_command(args)
     if args.command == "analyze":
         from ._analyze import analyze_run
 
