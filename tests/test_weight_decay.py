@@ -118,3 +118,31 @@ def test_rule_and_sgd_options_conflict(getkey):
     student = px.SoftCommittee.gaussian(2, 10, getkey())
     with pytest.raises(ValueError, match="not both"):
         px.simulate(student, student, ETA, 10, getkey(), rule=px.SGD(), eta_v=0.1)
+
+
+def _config(**model):
+    return {
+        "model": {"K": 2, "M": 2, **model},
+        "learning": {"eta": 0.5, "noise": 0.1},
+        "integration": {"horizon": 10.0},
+    }
+
+
+def test_config_model_keys():
+    """[model] eta_v, weight_decay, teacher_activation reach the configured ODE; bad values are
+    refused naming the key."""
+    from plateaux.cli._config import ConfigError, parse_config
+
+    dynamics = parse_config(_config(eta_v=0.3, weight_decay=0.01, teacher_activation="erf")).dynamics()
+    assert dynamics.learn_v and float(dynamics.eta_v) == 0.3 and float(dynamics.weight_decay) == 0.01
+    assert float(dynamics.noise) == 0.1
+    plain = parse_config(_config()).dynamics()
+    assert not plain.learn_v and float(plain.weight_decay) == 0.0
+    for key, value in (
+        ("eta_v", -1.0),
+        ("eta_v", 0.0),
+        ("weight_decay", -0.1),
+        ("teacher_activation", "nope"),
+    ):
+        with pytest.raises(ConfigError, match=key):
+            parse_config(_config(**{key: value}))

@@ -9,7 +9,6 @@ import numpy as np
 
 from .._order_params import OrderParams
 from .._trajectory import Status, Trajectory
-from ..activations import activation_from_name
 from ..analysis import PhaseRule, segment, singular_distances
 from ..dynamics import OnlineSGD
 from ._config import ConfigError, parse_config
@@ -57,7 +56,7 @@ def _rebuild(summary: dict, data: dict):
         num_accepted_steps=jnp.asarray(ode["solver"]["num_accepted_steps"]),
         num_rejected_steps=jnp.asarray(ode["solver"]["num_rejected_steps"]),
     )
-    dynamics = OnlineSGD(cfg.eta, cfg.noise, activation_from_name(cfg.activation))
+    dynamics = cfg.dynamics()
     return traj, dynamics, summary
 
 

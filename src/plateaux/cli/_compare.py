@@ -17,7 +17,7 @@ from ..activations import activation_from_name
 from ..analysis import find_plateau, segment
 from ..dynamics import OnlineSGD
 from ..natural import AdaptiveNaturalGradient, NaturalGradient, NaturalGradientSGD
-from ._config import RunConfig
+from ._config import ConfigError, RunConfig
 from ._run import _versions, convention_records, jsonable, seeded_networks, user_time
 
 THRESHOLDS = (1e-2, 1e-3, 1e-4, 1e-6)
@@ -102,6 +102,15 @@ def compare_experiment(
     Writes `DIR/compare.json` (the table), `DIR/compare.md` (the same as a Markdown table),
     `DIR/compare.npz` (curves) and `DIR/compare.png`.
     """
+    extras = {"eta_v": cfg.eta_v, "teacher_activation": cfg.teacher_activation}
+    extras = {k: v for k, v in extras.items() if v is not None} | (
+        {"weight_decay": cfg.weight_decay} if cfg.weight_decay else {}
+    )
+    if extras:
+        raise ConfigError(
+            f"plateaux compare runs GD vs NGD with a fixed second layer, one activation and no weight "
+            f"decay; remove [model] {', '.join(sorted(extras))} (use `plateaux run` for them)"
+        )
     out.mkdir(parents=True, exist_ok=True)
     ts = cfg.save_times()
     dynamics = {

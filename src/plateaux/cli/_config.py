@@ -22,6 +22,10 @@ CONFIG_REFERENCE = """\
 CONFIG.toml reference (every key; defaults in brackets):
 
   [model]        K (student hidden units), M (teacher hidden units), activation ["erf"]
+                 teacher_activation (the teacher's g, if not the student's) [activation]
+                 eta_v (learning rate > 0 of a trained second layer v; absent: v fixed) [absent]
+                 weight_decay (hidden-layer weight decay lambda >= 0: dQ += -2 eta lambda Q,
+                 dR += -eta lambda R; v does not decay) [0.0]
   [teacher]      kind = "isotropic" (T = I) | "correlated" (T = (1-c) I + c 11^T; needs c)
                         | "explicit" (needs T = [[...], ...]) ["isotropic"]
                  c (teacher correlation, for kind = "correlated")
@@ -92,6 +96,24 @@ class RunConfig:
     convention: Convention = CANONICAL  # eta, horizons, params0 above are already canonical
     eta_user: float | None = None  # the learning rate as written in the config
     time_factor: float | None = None  # t (config's time unit) = time_factor * alpha
+    teacher_activation: str | None = None  # None: the student's activation
+    eta_v: float | None = None  # trained second layer (None: v fixed)
+    weight_decay: float = 0.0
+
+    def dynamics(self):
+        """The configured order-parameter ODE ([`plateaux.OnlineSGD`][]): eta, noise, the
+        (student, teacher) activations, eta_v and weight decay."""
+        from ..dynamics import OnlineSGD
+
+        teacher = None if self.teacher_activation is None else activation_from_name(self.teacher_activation)
+        return OnlineSGD(
+            self.eta,
+            self.noise,
+            activation_from_name(self.activation),
+            teacher_activation=teacher,
+            eta_v=self.eta_v,
+            weight_decay=self.weight_decay,
+        )
 
     def save_times(self) -> np.ndarray:
         from .._integrate import log_grid
@@ -168,6 +190,23 @@ def _check_table(raw: dict, name: str) -> dict:
     return table
 
 
+def _parse_model_extras(model: dict) -> dict:
+    """[model] teacher_activation, eta_v, weight_decay."""
+    teacher_activation = _get(model, "teacher_activation", "model", str, default=None)
+    if teacher_activation is not None:
+        try:
+            activation_from_name(teacher_activation)
+        except ValueError as e:
+            raise ConfigError(f"[model] teacher_activation: {e}") from None
+    return {
+        "teacher_activation": teacher_activation,
+        "eta_v": _get(model, "eta_v", "model", default=None, check=lambda x: x > 0, bound="> 0"),
+        "weight_decay": _get(
+            model, "weight_decay", "model", default=0.0, check=lambda x: x >= 0, bound=">= 0"
+        ),
+    }
+
+
 def parse_config(raw: dict, base=None) -> RunConfig:
     r"""Validate a configuration dictionary (parsed TOML) into a [`RunConfig`][].
 
@@ -182,7 +221,7 @@ def parse_config(raw: dict, base=None) -> RunConfig:
         {"model", "teacher", "student", "learning", "integration", "simulation", "conventions", "initial"},
     )
     model = _check_table(raw, "model")
-    _check_known(model, "model", {"K", "M", "activation"})
+    _check_known(model, "model", {"K", "M", "activation", "teacher_activation", "eta_v", "weight_decay"})
     K = _get(model, "K", "model", int, check=lambda x: x >= 1)
     M = _get(model, "M", "model", int, check=lambda x: x >= 1)
     activation = _get(model, "activation", "model", str, default="erf")
@@ -190,6 +229,7 @@ def parse_config(raw: dict, base=None) -> RunConfig:
         activation_from_name(activation)
     except ValueError as e:
         raise ConfigError(f"[model] activation: {e}") from None
+    model_extras = _parse_model_extras(model)
     convention = parse_convention(raw)
     initial, self_described = parse_initial(raw, K, M, convention, base)
 
@@ -266,7 +306,9 @@ def parse_config(raw: dict, base=None) -> RunConfig:
         time_factor = convention.time_factor(eta, K)
     except ValueError as e:
         raise ConfigError(f"[conventions] {e}") from None
-    params0, eta, _, _ = convention.to_canonical(params0, eta)
+    # eta_v -> s_K^2 l_K eta_v; weight decay (J <- (1 - eta lambda / N) J) keeps its lambda.
+    params0, eta, _, eta_v = convention.to_canonical(params0, eta, eta_v=model_extras["eta_v"])
+    model_extras["eta_v"] = eta_v
 
     def to_alpha(t):
         return t / time_factor
@@ -312,6 +354,7 @@ def parse_config(raw: dict, base=None) -> RunConfig:
         convention=convention,
         eta_user=eta_user,
         time_factor=time_factor,
+        **model_extras,
     )
 
 

@@ -150,7 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "compare":
         from ._compare import compare_experiment
 
-        summary = compare_experiment(cfg, args.out, quiet=args.quiet, adaptive_rate=args.adaptive_rate)
+        try:
+            summary = compare_experiment(cfg, args.out, quiet=args.quiet, adaptive_rate=args.adaptive_rate)
+        except ConfigError as e:  # settings compare cannot honour (e.g. a trained second layer)
+            print(f"plateaux: error in {args.config}: {e}", file=sys.stderr)
+            return 2
         print((args.out / "compare.md").read_text(), end="")
         print(f"comparison in {args.out}/ (compare.json, compare.md, compare.npz, compare.png)")
         return 0

@@ -84,9 +84,10 @@ def seeded_networks(cfg: RunConfig):
     leading seed axis), and the PRNG key for the runs. `run` and `compare` share them."""
     sim_cfg = cfg.simulation
     act = activation_from_name(cfg.activation)
+    teacher_act = None if cfg.teacher_activation is None else activation_from_name(cfg.teacher_activation)
     k_nets, k_runs = jax.random.split(jax.random.key(sim_cfg.seed))
     pairs = [
-        networks_from_order_params(cfg.params0, sim_cfg.N, k, act)
+        networks_from_order_params(cfg.params0, sim_cfg.N, k, act, teacher_activation=teacher_act)
         for k in jax.random.split(k_nets, sim_cfg.seeds)
     ]
     students = jax.tree.map(lambda *xs: np.stack(xs), *[s for s, _ in pairs])
@@ -113,6 +114,8 @@ def _simulate_with_progress(cfg: RunConfig, dynamics: OnlineSGD, quiet: bool):
                 k,
                 record_every=sim_cfg.record_every,
                 noise=dynamics.noise,
+                eta_v=dynamics.eta_v,
+                weight_decay=dynamics.weight_decay,
             )
         )(students, teachers, keys)
 
@@ -143,7 +146,7 @@ def _simulate_with_progress(cfg: RunConfig, dynamics: OnlineSGD, quiet: bool):
         "sim_eg": stitch(lambda p: p.eg),
         "sim_Q": stitch(lambda p: p.params.Q),
         "sim_R": stitch(lambda p: p.params.R),
-    }
+    } | ({"sim_v": stitch(lambda p: p.params.v)} if dynamics.learn_v else {})
 
 
 def _plateau_dict(t, eg):
@@ -154,8 +157,7 @@ def _plateau_dict(t, eg):
 def run_experiment(cfg: RunConfig, out: Path, *, quiet: bool = False) -> dict:
     """Run the configured experiment and write `trajectory.npz`, `summary.json`, `eg.png`."""
     out.mkdir(parents=True, exist_ok=True)
-    act = activation_from_name(cfg.activation)
-    dynamics = OnlineSGD(cfg.eta, cfg.noise, act)
+    dynamics = cfg.dynamics()
     ts = cfg.save_times()
     _log(f"integrating the order-parameter ODE to alpha = {cfg.horizon:g}", quiet)
     started = time.perf_counter()
@@ -177,7 +179,8 @@ def run_experiment(cfg: RunConfig, out: Path, *, quiet: bool = False) -> dict:
         "Q": np.asarray(traj.Q),
         "R": np.asarray(traj.R),
         "T": np.asarray(cfg.params0.T),
-        "v": np.asarray(cfg.params0.v),
+        # v(alpha), shape (S, K), when the second layer is trained; else the fixed v, shape (K,)
+        "v": np.asarray(traj.params.v if dynamics.learn_v else cfg.params0.v),
         "w": np.asarray(cfg.params0.w),
     }
     reached = arrays["t"] <= float(traj.t_stop)
@@ -207,7 +210,8 @@ def run_experiment(cfg: RunConfig, out: Path, *, quiet: bool = False) -> dict:
         summary["ode"]["plateau_user"] = {k: user_time(cfg, plateau.get(k)) for k in ("entry", "exit")}
     if status in (Status.DIVERGED, Status.MAX_STEPS):
         # Keep the reached part; the rest is NaN and the status says why.
-        arrays |= {k: arrays[k][reached] for k in ("t", "eg", "Q", "R")}  # no NaN in files
+        kept = ("t", "eg", "Q", "R") + (("v",) if dynamics.learn_v else ())
+        arrays |= {k: arrays[k][reached] for k in kept}  # no NaN in files
         summary["ode"]["error"] = f"integration {status.name.lower()} at alpha = {float(traj.t_stop):.6g}" + (
             " (eta too large?)" if status == Status.DIVERGED else " (raise integration.max_steps)"
         )
