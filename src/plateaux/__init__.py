@@ -50,7 +50,12 @@ from ._trajectory import (
 )
 from .activations import (
     AbstractActivation as AbstractActivation,
+    Custom as Custom,
     Erf as Erf,
+    Linear as Linear,
+    ReLU as ReLU,
+    Sigmoid as Sigmoid,
+    Tanh as Tanh,
 )
 from .dynamics import (
     AbstractDynamics as AbstractDynamics,

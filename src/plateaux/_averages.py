@@ -1,53 +1,187 @@
 r"""Tensors of Gaussian averages over the joint fields $(x_1..x_K, y_1..y_M)$.
 
-All tensors are built from the joint covariance $C = [[Q, R], [R^T, T]]$ by broadcasting the
-activation's (closed-form or quadrature) averages over index grids. Student indices run over
-the first $K$ fields; "any" indices over all $K + M$.
+All tensors are built from the joint covariance $C = [[Q, R], [R^T, T]]$. Student indices run
+over the first $K$ fields; "any" indices over all $K + M$.
+
+`act` is either one [`plateaux.AbstractActivation`][] (student and teacher alike) or a pair
+`(student_act, teacher_act)`. A factor $g(u_c)$ uses the student's $g$ for $c < K$ and the
+teacher's for $c \ge K$; $g'$ factors of student fields use the student's $g'$ (of teacher
+fields, in $J_2$, the teacher's). Blocks whose functions all come from one activation use its
+closed forms where it has them; mixed blocks use Gauss-Hermite quadrature at the larger of
+the two activations' orders.
+
+Quadrature $I_4$ tensors exploit the symmetries $I_4(i,k,c,d) = I_4(k,i,c,d) = I_4(i,k,d,c)$
+and integrate every entry over its *distinct* fields only (an entry with $i = k$ or $c = i$
+is a 3-field integral, and so on), grouped by pattern so that each group is one batched
+quadrature.
 """
 
+import itertools
+
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
-from .activations import AbstractActivation
+from .activations import AbstractActivation, as_pair
+from .activations._quadrature import average2, average_i3, gaussian_average
 
 
-def i2_matrix(act: AbstractActivation, C: Float[Array, "*b n n"]) -> Float[Array, "*b n n"]:
-    r"""$[I_2]_{ab} = \langle g(u_a) g(u_b)\rangle$ over all field pairs (batch axes allowed)."""
+def _need_k(pair, K):
+    student, teacher = pair
+    if student != teacher and K is None:
+        raise ValueError(
+            f"K (number of student fields) is required when student and teacher activations differ; "
+            f"got {student.name!r} and {teacher.name!r}"
+        )
+
+
+def _order(*acts) -> int:
+    return max(a.order for a in acts)
+
+
+def _pairwise(act, fname, C, K):
+    """[f(u_a) f(u_b)] over all field pairs with the per-side function `fname` ("g" or "dg")."""
+    student, teacher = pair = as_pair(act)
+    _need_k(pair, K)
     d = jnp.diagonal(C, axis1=-2, axis2=-1)
-    return act.i2(d[..., :, None], C, d[..., None, :])
+    method = "i2" if fname == "g" else "j2"
+    if student == teacher:
+        return getattr(student, method)(d[..., :, None], C, d[..., None, :])
+    ds, dt = d[..., :K], d[..., K:]
+    Css, Cst, Ctt = C[..., :K, :K], C[..., :K, K:], C[..., K:, K:]
+    ss = getattr(student, method)(ds[..., :, None], Css, ds[..., None, :])
+    tt = getattr(teacher, method)(dt[..., :, None], Ctt, dt[..., None, :])
+    st = average2(
+        getattr(student, fname),
+        getattr(teacher, fname),
+        ds[..., :, None],
+        Cst,
+        dt[..., None, :],
+        _order(student, teacher),
+    )
+    top = jnp.concatenate([ss, st], axis=-1)
+    bottom = jnp.concatenate([jnp.swapaxes(st, -1, -2), tt], axis=-1)
+    return jnp.concatenate([top, bottom], axis=-2)
 
 
-def j2_matrix(act: AbstractActivation, C: Float[Array, "n n"]) -> Float[Array, "n n"]:
-    r"""$[J_2]_{ab} = \langle g'(u_a) g'(u_b)\rangle$ over all field pairs."""
-    d = jnp.diagonal(C)
-    return act.j2(d[:, None], C, d[None, :])
+def i2_matrix(act, C: Float[Array, "*b n n"], K: int | None = None) -> Float[Array, "*b n n"]:
+    r"""$[I_2]_{ab} = \langle g(u_a) g(u_b)\rangle$ over all field pairs (batch axes allowed).
+
+    **Raises:** `ValueError` if the student and teacher activations differ and `K` is None.
+    """
+    return _pairwise(act, "g", C, K)
 
 
-def i3_tensor(act: AbstractActivation, C: Float[Array, "n n"], K: int) -> Float[Array, "K n n"]:
+def j2_matrix(act, C: Float[Array, "*b n n"], K: int | None = None) -> Float[Array, "*b n n"]:
+    r"""$[J_2]_{ab} = \langle g'(u_a) g'(u_b)\rangle$ over all field pairs (teacher fields with
+    the teacher's $g'$).
+
+    **Raises:** `ValueError` if the student and teacher activations differ and `K` is None.
+    """
+    return _pairwise(act, "dg", C, K)
+
+
+def i3_tensor(act, C: Float[Array, "n n"], K: int) -> Float[Array, "K n n"]:
     r"""$[I_3]_{i b c} = \langle g'(x_i)\, u_b\, g(u_c)\rangle$, $i$ a student field."""
+    student, teacher = as_pair(act)
     d = jnp.diagonal(C)
     a = slice(0, K)
-    c11 = d[a, None, None]
-    c12 = C[a, :, None]
-    c13 = C[a, None, :]
-    c23 = C[None, :, :]
-    c33 = d[None, None, :]
-    return act.i3(c11, c12, c13, c23, c33)
+    args = (d[a, None, None], C[a, :, None], C[a, None, :], C[None, :, :], d[None, None, :])
+    out = student.i3(*args)
+    if student == teacher:
+        return out
+    # Columns c >= K: the teacher's g with the student's g'.
+    t = slice(K, None)
+    mixed = average_i3(
+        student.dg,
+        teacher.g,
+        d[a, None, None],
+        C[a, :, None],
+        C[a, None, t],
+        C[None, :, t],
+        d[None, None, t],
+        _order(student, teacher),
+    )
+    return jnp.concatenate([out[:, :, :K], mixed], axis=-1)
 
 
-def i4_tensor(act: AbstractActivation, C: Float[Array, "n n"], K: int) -> Float[Array, "K K n n"]:
-    r"""$[I_4]_{i k c d} = \langle g'(x_i) g'(x_k) g(u_c) g(u_d)\rangle$, $i, k$ student fields."""
+def _has_closed_i4(act: AbstractActivation) -> bool:
+    # Activations with a distinct-field rule (ReLU) go through the grouped path instead.
+    cls = type(act)
+    return cls.i4 is not AbstractActivation.i4 and cls.i4_distinct is AbstractActivation.i4_distinct
+
+
+def _closed_i4(act, C, K):
     d = jnp.diagonal(C)
     s = slice(0, K)
     # Axes: (i, k, c, d).
-    c11 = d[s, None, None, None]
-    c22 = d[None, s, None, None]
-    c12 = C[s, s][:, :, None, None]
-    c13 = C[s, :][:, None, :, None]
-    c14 = C[s, :][:, None, None, :]
-    c23 = C[s, :][None, :, :, None]
-    c24 = C[s, :][None, :, None, :]
-    c33 = d[None, None, :, None]
-    c44 = d[None, None, None, :]
-    c34 = C[None, None, :, :]
-    return act.i4(c11, c12, c13, c14, c22, c23, c24, c33, c34, c44)
+    return act.i4(
+        d[s, None, None, None],
+        C[s, s][:, :, None, None],
+        C[s, :][:, None, :, None],
+        C[s, :][:, None, None, :],
+        d[None, s, None, None],
+        C[s, :][None, :, :, None],
+        C[s, :][None, :, None, :],
+        d[None, None, :, None],
+        C[None, None, :, :],
+        d[None, None, None, :],
+    )
+
+
+def _i4_groups(K: int, n: int, needed):
+    """Group the entries (i <= k, c <= d) with `needed(c, d)` by their pattern of distinct
+    fields. Returns {(dim, signature): (fields (G, dim), entries (G, 4))}; the signature says,
+    per factor (g'_i, g'_k, g_c, g_d), which distinct field it acts on."""
+    groups: dict = {}
+    for i, k in itertools.combinations_with_replacement(range(K), 2):
+        for c, dd in itertools.combinations_with_replacement(range(n), 2):
+            if not needed(c, dd):
+                continue
+            fields = sorted({i, k, c, dd})
+            sig = tuple(fields.index(x) for x in (i, k, c, dd))
+            # Which g the g-factors use (student: 0, teacher: 1) is part of the pattern.
+            key = (len(fields), sig, int(c >= K), int(dd >= K))
+            groups.setdefault(key, ([], []))
+            groups[key][0].append(fields)
+            groups[key][1].append((i, k, c, dd))
+    return {key: (np.array(f), np.array(e)) for key, (f, e) in groups.items()}
+
+
+def _quadrature_i4(student, teacher, C, K, needed):
+    n = C.shape[-1]
+    order = _order(student, teacher)
+    out = jnp.zeros((K, K, n, n), dtype=C.dtype)
+    for (dim, sig, tc, td), (fields, entries) in _i4_groups(K, n, needed).items():
+        S = C[fields[:, :, None], fields[:, None, :]]
+        gc = teacher.g if tc else student.g
+        gd = teacher.g if td else student.g
+        one_act = student == teacher or not (tc or td)
+        vals = student.i4_distinct(S, sig) if one_act else None
+        if vals is None:
+
+            def integrand(u, z, sig=sig, gc=gc, gd=gd):
+                dgs = student.dg(u[..., sig[0]]) * student.dg(u[..., sig[1]])
+                return dgs * gc(u[..., sig[2]]) * gd(u[..., sig[3]])
+
+            vals = gaussian_average(integrand, S, order if not one_act else student.order)
+        i, k, c, dd = entries.T
+        for a, b, e, f in ((i, k, c, dd), (k, i, c, dd), (i, k, dd, c), (k, i, dd, c)):
+            out = out.at[a, b, e, f].set(vals)
+    return out
+
+
+def i4_tensor(act, C: Float[Array, "n n"], K: int) -> Float[Array, "K K n n"]:
+    r"""$[I_4]_{i k c d} = \langle g'(x_i) g'(x_k) g(u_c) g(u_d)\rangle$, $i, k$ student fields."""
+    student, teacher = as_pair(act)
+    n = C.shape[-1]
+    same = student == teacher
+    if _has_closed_i4(student):
+        out = _closed_i4(student, C, K)
+        if same:
+            return out
+        quad = _quadrature_i4(student, teacher, C, K, lambda c, d: c >= K or d >= K)
+        mask = np.zeros((n, n), dtype=bool)
+        mask[K:, :] = mask[:, K:] = True
+        return jnp.where(mask, quad, out)
+    return _quadrature_i4(student, teacher, C, K, lambda c, d: True)

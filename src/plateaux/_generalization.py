@@ -5,7 +5,7 @@ from jaxtyping import Array, Float
 
 from ._averages import i2_matrix
 from ._order_params import OrderParams
-from .activations import AbstractActivation, Erf
+from .activations import AbstractActivation, Erf, as_pair
 
 
 def output_coefficients(params: OrderParams) -> Float[Array, "*batch K+M"]:
@@ -14,7 +14,9 @@ def output_coefficients(params: OrderParams) -> Float[Array, "*batch K+M"]:
 
 
 def generalization_error(
-    params: OrderParams, activation: AbstractActivation | None = None, noise: float = 0.0
+    params: OrderParams,
+    activation: AbstractActivation | tuple[AbstractActivation, AbstractActivation] | None = None,
+    noise: float = 0.0,
 ) -> Float[Array, "*batch"]:
     r"""$\epsilon_g = \frac12\langle(\sigma - \tau)^2\rangle = \frac12 a^T I_2(C)\, a$, $a = (-v, w)$.
 
@@ -25,9 +27,10 @@ def generalization_error(
 
     The reference label is the *clean* teacher output. With `noise` $= s > 0$ the error against
     the *noisy* label, $\epsilon_g + s^2/2$, is returned instead (the noise floor included).
-    Leading batch axes of `params` are mapped over.
+    Leading batch axes of `params` are mapped over. `activation` may be a pair
+    `(student_act, teacher_act)`; the student-teacher block of $I_2$ then uses quadrature.
     """
-    act = Erf() if activation is None else activation
+    act = as_pair(Erf() if activation is None else activation)
     a = output_coefficients(params)
-    eg = 0.5 * jnp.einsum("...a,...ab,...b->...", a, i2_matrix(act, params.covariance), a)
+    eg = 0.5 * jnp.einsum("...a,...ab,...b->...", a, i2_matrix(act, params.covariance, params.K), a)
     return eg + 0.5 * noise**2

@@ -5,6 +5,8 @@ import abc
 import equinox as eqx
 from jaxtyping import Array, ArrayLike, Float
 
+from ._quadrature import average2, average4, average_i3, check_order
+
 
 class AbstractActivation(eqx.Module):
     r"""An activation $g$ with its derivative and the Gaussian averages of the ODEs.
@@ -18,13 +20,20 @@ class AbstractActivation(eqx.Module):
     - $I_4(a, b, c, d) = \langle g'(u_a) g'(u_b) g(u_c) g(u_d) \rangle$.
 
     Every method broadcasts over its (array) arguments, so a whole tensor of averages is one
-    call. Concrete activations are final; closed forms live in the concrete class.
+    call. Concrete activations are final. The averages default to Gauss-Hermite quadrature
+    of order `order` per dimension (see `plateaux.activations.quadrature_report` for its
+    accuracy at a given state); concrete classes override them with closed forms where they
+    exist. `order` also sets the quadrature of mixed student/teacher blocks.
 
     **References:** Saad & Solla, Phys. Rev. E 52, 4225 (1995); Biehl & Schwarze,
     J. Phys. A 28, 643 (1995); Goldt et al., NeurIPS (2019).
     """
 
-    name: eqx.AbstractClassVar[str]
+    name: eqx.AbstractVar[str]
+    order: eqx.AbstractVar[int]
+
+    def __check_init__(self):
+        check_order(self.order)
 
     @abc.abstractmethod
     def g(self, x: ArrayLike) -> Float[Array, "..."]:
@@ -34,18 +43,43 @@ class AbstractActivation(eqx.Module):
     def dg(self, x: ArrayLike) -> Float[Array, "..."]:
         """Its derivative $g'(x)$."""
 
-    @abc.abstractmethod
     def i2(self, c11, c12, c22) -> Float[Array, "..."]:
-        r"""$\langle g(u_1) g(u_2)\rangle$."""
+        r"""$\langle g(u_1) g(u_2)\rangle$ (default: 2-field quadrature)."""
+        return average2(self.g, self.g, c11, c12, c22, self.order)
 
-    @abc.abstractmethod
     def j2(self, c11, c12, c22) -> Float[Array, "..."]:
-        r"""$\langle g'(u_1) g'(u_2)\rangle$."""
+        r"""$\langle g'(u_1) g'(u_2)\rangle$ (default: 2-field quadrature)."""
+        return average2(self.dg, self.dg, c11, c12, c22, self.order)
 
-    @abc.abstractmethod
     def i3(self, c11, c12, c13, c23, c33) -> Float[Array, "..."]:
-        r"""$\langle g'(u_1)\, u_2\, g(u_3)\rangle$ ($c_{22}$ does not enter)."""
+        r"""$\langle g'(u_1)\, u_2\, g(u_3)\rangle$ ($c_{22}$ does not enter; default: 2-field
+        quadrature after regressing $u_2$ on $(u_1, u_3)$)."""
+        return average_i3(self.dg, self.g, c11, c12, c13, c23, c33, self.order)
 
-    @abc.abstractmethod
     def i4(self, c11, c12, c13, c14, c22, c23, c24, c33, c34, c44) -> Float[Array, "..."]:
-        r"""$\langle g'(u_1) g'(u_2) g(u_3) g(u_4)\rangle$."""
+        r"""$\langle g'(u_1) g'(u_2) g(u_3) g(u_4)\rangle$ (default: 4-field quadrature)."""
+        return average4(
+            self.dg, self.dg, self.g, self.g, c11, c12, c13, c14, c22, c23, c24, c33, c34, c44, self.order
+        )
+
+    def i4_distinct(self, S, sig):
+        r"""$I_4$ entries over *distinct* fields (used by the tensor builders), or None.
+
+        `S`: covariance `(G, d, d)` of the distinct fields of `G` entries; `sig`: for the
+        factors $(g'_1, g'_2, g_3, g_4)$ the field each acts on. Return the `(G,)` averages,
+        or None (the default) for Gauss-Hermite quadrature.
+        """
+        return None
+
+
+def as_pair(act) -> tuple[AbstractActivation, AbstractActivation]:
+    """`(student, teacher)` activations from one activation (both alike) or a pair.
+
+    **Raises:** `ValueError` for anything else.
+    """
+    if isinstance(act, AbstractActivation):
+        return act, act
+    pair = isinstance(act, (tuple, list)) and len(act) == 2
+    if pair and all(isinstance(a, AbstractActivation) for a in act):
+        return act[0], act[1]
+    raise ValueError(f"expected an activation or a (student, teacher) pair of activations; got {act!r}")

@@ -2,9 +2,11 @@
 
 import math
 
+import equinox as eqx
 import jax.numpy as jnp
 import jax.scipy.special as jss
 
+from ._arcsin import arcsin
 from ._base import AbstractActivation
 
 _TWO_OVER_PI = 2.0 / math.pi
@@ -12,7 +14,8 @@ _TWO_OVER_PI = 2.0 / math.pi
 
 def _safe_arcsin(x):
     # Round-off can push a correlation coefficient of a PSD covariance a hair past +-1.
-    return jnp.arcsin(jnp.clip(x, -1.0, 1.0))
+    # arcsin: a vectorisable float64 Cephes approximation, ~10x cheaper than jnp.arcsin on CPU.
+    return arcsin(jnp.clip(x, -1.0, 1.0))
 
 
 class Erf(AbstractActivation):
@@ -34,9 +37,13 @@ class Erf(AbstractActivation):
 
     All denominators are determinants of $I + C$ restricted to a few fields, hence positive
     for any positive semi-definite $C$.
+
+    **Arguments:** `order`: Gauss-Hermite order per dimension, used only for blocks mixed with
+    a different teacher/student activation.
     """
 
     name = "erf"
+    order: int = eqx.field(static=True, default=16, kw_only=True)
 
     def g(self, x):
         return jss.erf(x / math.sqrt(2.0))
