@@ -42,6 +42,12 @@ def add_parser(sub) -> None:
         help="run chunks on a Dask distributed cluster (scheduler address, or 'local' for a "
         "local cluster of one worker per core)",
     )
+    sweep.add_argument(
+        "--devices",
+        default=None,
+        metavar="N|all",
+        help="shard each chunk over N local devices (or all), one adaptive loop per device",
+    )
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -56,6 +62,15 @@ def run(args) -> int:
     if args.chunk_size is not None and args.chunk_size < 1:
         print(f"plateaux: error: --chunk-size must be >= 1; got {args.chunk_size}", file=sys.stderr)
         return 2
+    devices = args.devices
+    if devices is not None and devices != "all":
+        if not devices.isdigit() or int(devices) < 1:
+            print(
+                f"plateaux: error: --devices must be a positive integer or 'all'; got {devices}",
+                file=sys.stderr,
+            )
+            return 2
+        devices = int(devices)
     executor = None
     if args.dask is not None:
         from ..experiments import DaskExecutor
@@ -69,6 +84,7 @@ def run(args) -> int:
             chunk_size=args.chunk_size,
             progress=not args.quiet,
             overwrite=args.overwrite,
+            devices=devices,
         )
     except SweepMismatchError as e:
         print(f"plateaux: error: {e}", file=sys.stderr)

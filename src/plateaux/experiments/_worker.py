@@ -82,7 +82,9 @@ def _phase_summary(traj, dynamics) -> list:
 def run_chunk(task: dict) -> dict:
     r"""Solve one chunk: `task` has `config` (a [`Sweep.config`][]), `rule`, `K`, `M`,
     `members` (rows `[flat index, eta, c, noise, seed]`) and `batch` (the compiled batch size;
-    the last member is repeated to fill it, so every chunk of a bucket reuses one compilation).
+    the last member is repeated to fill it, so every chunk of a bucket reuses one compilation);
+    optional `devices` (a number of local devices, or `"all"`): shard the batch over them
+    ([`plateaux.experiments.integrate_sharded`][], one adaptive loop per device).
 
     **Returns:** a dict of NumPy arrays with a leading member axis (see `_store.VARIABLES`).
     """
@@ -103,7 +105,13 @@ def run_chunk(task: dict) -> dict:
     starts = [_start(K, M, c, seed, config["start"]) for _, _, c, _, seed in rows]
     dynamics = [_dynamics(rule, eta, noise) for _, eta, _, noise, _ in rows]
     stack = lambda *xs: jnp.stack(xs)  # noqa: E731
-    traj = px.integrate(
+    solve, options = px.integrate, {}
+    if task.get("devices") is not None:
+        from ._sharding import integrate_sharded
+
+        devices = task["devices"]
+        solve, options = integrate_sharded, {"devices": None if devices == "all" else devices}
+    traj = solve(
         jax.tree.map(stack, *starts),
         jax.tree.map(stack, *dynamics),
         grid,
@@ -112,6 +120,7 @@ def run_chunk(task: dict) -> dict:
         max_steps=integ["max_steps"],
         throw=False,
         batched_dynamics=True,
+        **options,
     )
     traj = jax.tree.map(lambda x: np.asarray(x)[:n], traj)
     out = {
