@@ -8,7 +8,13 @@ import jax as _jax
 
 _jax.config.update("jax_enable_x64", True)
 
-from . import analysis as analysis, natural as natural, scenarios as scenarios
+from . import (
+    analysis as analysis,
+    natural as natural,
+    scenarios as scenarios,
+    schedules as schedules,
+    studies as studies,
+)
 from ._conventions import CANONICAL as CANONICAL, Convention as Convention
 from ._generalization import generalization_error as generalization_error
 from ._initial import (

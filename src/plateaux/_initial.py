@@ -17,7 +17,7 @@ def correlated_teacher(M: int, c: float = 0.0) -> Float[Array, "M M"]:
     if M < 1:
         raise ValueError(f"need at least one teacher unit; got M={M}")
     lower = -1.0 / (M - 1) if M > 1 else -np.inf
-    if not (np.isfinite(c) and lower <= c <= 1.0):
+    if not isinstance(c, jax.core.Tracer) and not (np.isfinite(c) and lower <= c <= 1.0):  # traced: d/dc
         raise ValueError(f"teacher correlation c={c} must lie in [{lower:.3g}, 1] for M={M}")
     return (1.0 - c) * jnp.eye(M) + c * jnp.ones((M, M))
 

@@ -14,6 +14,7 @@ from ._order_params import OrderParams, check_order_params, flatten_learned, unf
 from ._trajectory import Status, Trajectory, take_time
 from .dynamics import AbstractDynamics, OnlineSGD
 from .dynamics._base import averaging_activation
+from .schedules import AbstractSchedule, Scheduled
 
 
 def log_grid(horizon: float, num: int = 400, start: float = 1e-2) -> np.ndarray:
@@ -52,7 +53,7 @@ class _StopRule(eqx.Module):
         # under vmap `cond` becomes `select` and both branches run).
         slow = jax.lax.cond(
             eg < self.stop_eg,
-            lambda: jnp.max(jnp.abs(dynamics.flat_vector_field(y, template))) < self.stop_rate,
+            lambda: jnp.max(jnp.abs(dynamics.flat_vector_field(y, template, t))) < self.stop_rate,
             lambda: jnp.asarray(False),
         )
         return slow | _diverged(params, self.q_max)
@@ -69,7 +70,7 @@ def _solve(dynamics, params0, ts, rtol, atol, max_steps, stop_eg, stop_rate, q_m
     y0 = flatten_learned(params0, learn_v=dynamics.learn_v)
 
     def rhs(t, y, args):
-        return dynamics.flat_vector_field(y, template)
+        return dynamics.flat_vector_field(y, template, t)
 
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(rhs),
@@ -153,8 +154,9 @@ def integrate(
 
     - `params0`: initial [`plateaux.OrderParams`][]; leading batch axes are solved in one
       `vmap` (the batch steps until its slowest member finishes).
-    - `eta`: learning rate $\eta > 0$ for [`plateaux.OnlineSGD`][], or any
-      [`plateaux.AbstractDynamics`][] (then `noise` must be left at 0). For a batched
+    - `eta`: learning rate $\eta > 0$ for [`plateaux.OnlineSGD`][], a schedule $\eta(\alpha)$
+      ([`plateaux.schedules.AbstractSchedule`][]), or any [`plateaux.AbstractDynamics`][]
+      (then `noise` must be left at 0). For a batched
       `params0`, an array `eta` (and `noise`) of its batch shape gives one learning rate per
       member, still in one compiled `vmap`.
     - `ts`: increasing saving times starting at the initial time, or a horizon (a number):
@@ -176,6 +178,9 @@ def integrate(
     **Raises:** `ValueError` on invalid input (naming it) and `RuntimeError` when the
     integration diverged or ran out of steps (with `throw=True`).
     """
+    if isinstance(eta, AbstractSchedule):  # online SGD with eta(alpha)
+        eta = Scheduled(OnlineSGD(eta(0.0), noise), eta)
+        noise = 0.0
     if not isinstance(eta, AbstractDynamics) and (np.ndim(eta) or np.ndim(noise)):
         shape = params0.R.shape[:-2]
         eta, noise = (jnp.broadcast_to(jnp.asarray(x, dtype=float), shape) for x in (eta, noise))

@@ -20,6 +20,7 @@ from ._rules import SGD, AbstractUpdateRule, squared_error as squared_error
 from ._trajectory import OrderParamsSeries
 from .activations import AbstractActivation
 from .dynamics._base import averaging_activation
+from .schedules import AbstractSchedule, scheduled_rule
 
 
 class SimulationResult(OrderParamsSeries):
@@ -137,7 +138,10 @@ def simulate(
     **Arguments:**
 
     - `student`, `teacher`: [`plateaux.SoftCommittee`][] of the same input dimension $N$.
-    - `eta`: learning rate $> 0$. `noise`: label-noise standard deviation $s\ge0$.
+    - `eta`: learning rate $> 0$, or a schedule $\eta(\alpha)$
+      ([`plateaux.schedules.AbstractSchedule`][]: step $\mu$ uses $\eta(\mu/N)$; the result's
+      `eta` is then $\eta(0)$ and its `rule` a [`plateaux.schedules.ScheduledRule`][]).
+      `noise`: label-noise standard deviation $s\ge0$.
     - `n_steps`: number of examples; a multiple of `record_every`.
     - `key`: a JAX PRNG key.
     - `record_every`: steps between records (default: the largest divisor of `n_steps`
@@ -169,6 +173,8 @@ def simulate(
                 "(use rule=SGD(optimizer, eta_v=..., weight_decay=...))"
             )
         rule, optimizer = SGD(optimizer, eta_v=eta_v, weight_decay=weight_decay), None
+    if isinstance(eta, AbstractSchedule):  # eta(mu / N) at step mu, counted in the rule's state
+        rule, optimizer, eta = scheduled_rule(rule, optimizer, eta), None, eta(0.0)
     _check_positive("eta", eta)
     if not isinstance(noise, jax.core.Tracer) and not np.all(np.asarray(noise) >= 0):
         raise ValueError(f"noise (standard deviation) must be >= 0; got noise={noise}")
