@@ -99,6 +99,15 @@ def test_bad_mode_and_steps():
         st.value_and_grad(_outcome, X0, mode="sideways")
     with pytest.raises(ValueError, match="steps"):
         st.optimize_schedule(lambda s: s(0.0), S.Constant(0.1), steps=-1)
+    p0, dyn = specialised_start("K2M2"), px.OnlineSGD(0.5)
+    with pytest.raises(ValueError, match="threshold"):
+        st.time_to_threshold(p0, dyn, -1e-3, 10.0)
+    with pytest.raises(ValueError, match="horizon"):
+        st.time_to_threshold(p0, dyn, 1e-3, np.inf)
+    with pytest.raises(ValueError, match="level"):
+        st.plateau_length(p0, dyn, 10.0, level=0.0)
+    with pytest.raises(ValueError, match="alpha"):
+        st.eg_at(p0, dyn, np.nan)
 
 
 def test_optimised_schedule_beats_the_best_constant_eta():

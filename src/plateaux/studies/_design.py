@@ -24,14 +24,15 @@ def best_constant(loss: Callable[[Array], Array], etas: ArrayLike) -> tuple[floa
         raise ValueError(f"etas must be a non-empty 1-d array; got shape {etas.shape}")
     jitted = jax.jit(loss)
     losses = np.full(etas.shape, np.inf)
+    first_error = None
     for i, eta in enumerate(etas):
         try:
             losses[i] = float(jitted(jnp.asarray(eta)))
-        except Exception:  # a failed solve (eqx.error_if / diffrax throw) scores inf
-            continue
+        except Exception as error:  # a failed solve (eqx.error_if / diffrax throw) scores inf
+            first_error = first_error or error
     losses[~np.isfinite(losses)] = np.inf
     if not np.any(np.isfinite(losses)):
-        raise ValueError(f"the loss failed for every eta in {etas}")
+        raise ValueError(f"the loss failed for every eta in {etas}") from first_error
     return float(etas[np.argmin(losses)]), losses
 
 

@@ -25,6 +25,7 @@ import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PyTree
 
 from .._generalization import generalization_error
@@ -37,6 +38,16 @@ _TINY = 1e-300
 
 def _safe_log(x):
     return jnp.log(jnp.maximum(x, _TINY))
+
+
+def _check_positive(**values) -> None:
+    """Eager range check (skipped for traced values): finite and > 0, naming the value."""
+    for name, value in values.items():
+        if isinstance(value, jax.core.Tracer):
+            continue
+        value = np.asarray(value)
+        if not (np.all(np.isfinite(value)) and np.all(value > 0)):
+            raise ValueError(f"{name} must be finite and > 0; got {name}={value}")
 
 
 def _eg(dynamics: AbstractDynamics, params: OrderParams):
@@ -105,6 +116,7 @@ def eg_at(
 
     **Returns:** $\epsilon_g(\alpha)$, of the shape of `alpha`.
     """
+    _check_positive(alpha=alpha)
     alpha = jnp.asarray(alpha, dtype=float)
     ts = jnp.atleast_1d(alpha)
     ys, _ = _solve(dynamics, params0, 0.0, ts[-1], ts, None, rtol, atol, max_steps, adjoint)
@@ -130,6 +142,11 @@ def soft_duration(
     derivative exists everywhere (a hard first-crossing time has a derivative too, but an
     integral is what an ODE solve differentiates robustly). Integrated as an extra ODE
     coordinate, with the same error control.
+
+    **Arguments:** as [`eg_at`][], plus `margin` (state $\mapsto$ scalar $m$, smooth) and
+    `horizon` $H > 0$.
+
+    **Returns:** the soft duration, a scalar in $[0, H]$.
     """
     _, z = _solve(
         dynamics,
@@ -172,6 +189,7 @@ def time_to_threshold(
     **Arguments:** as [`eg_at`][], plus `threshold` $\theta > 0$, `horizon` $H$ and
     `sharpness` $\kappa$.
     """
+    _check_positive(threshold=threshold, horizon=horizon, sharpness=sharpness)
     log_threshold = jnp.log(jnp.asarray(threshold, dtype=float))
 
     def margin(params):
@@ -212,6 +230,7 @@ def plateau_length(
 
     **Arguments:** as [`eg_at`][], plus `horizon` $H$, `level` $d$ and `sharpness` $\kappa$.
     """
+    _check_positive(level=level, horizon=horizon, sharpness=sharpness)
     log_level = jnp.log(jnp.asarray(level, dtype=float))
 
     def margin(params):
