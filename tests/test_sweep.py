@@ -21,6 +21,7 @@ from plateaux.experiments import (
     SweepMismatchError,
     load_sweep,
     plan,
+    run_chunk,
     run_sweep,
 )
 from plateaux.experiments._store import assemble
@@ -141,6 +142,18 @@ def test_changed_config_or_chunk_size_is_refused(reference, tmp_path):
     # overwrite=True discards the old sweep and runs the new one.
     ds = run_sweep(_sweep(), tmp_path, chunk_size=CHUNK, progress=False, overwrite=True)
     xr.testing.assert_identical(ds, reference)
+
+
+def test_sharded_chunk_matches_reference(reference):
+    """A chunk sharded over the local devices (here the one CPU device: the shard_map path)
+    gives the reference's members to the solver's tolerance."""
+    task = plan(_sweep(), CHUNK, devices=1)[0]
+    result = run_chunk(task)
+    flat = reference.eg.values.reshape(-1, reference.sizes["alpha"])
+    # Different programs round differently; through the plateau exit that shows at up to the
+    # solver's own error (~6e-4 in eps_g on this grid, see the test above).
+    np.testing.assert_allclose(result["eg"], flat[result["index"]], atol=1e-3)
+    np.testing.assert_array_equal(result["status"], reference.status.values.ravel()[result["index"]])
 
 
 @pytest.mark.parametrize(
