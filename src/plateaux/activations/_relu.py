@@ -76,8 +76,30 @@ class ReLU(AbstractActivation):
         return jnp.where(c11 > 0, delta_term, 0.0) + c23 * self.j2(c11, c13, c33)
 
     def i4(self, c11, c12, c13, c14, c22, c23, c24, c33, c34, c44):
+        # The orthant reduction needs distinct fields. Positively collinear fields (rho = 1)
+        # share their indicator: a g'-field collinear with a later field is dropped from the
+        # orthant, u4 = lam u3 gives lam <u3^2 1[...]>. Every drop pattern is evaluated and
+        # the one that applies is selected (static shapes).
         S = _stack_cov([c11, c12, c13, c14], [c12, c22, c23, c24], [c13, c23, c33, c34], [c14, c24, c34, c44])
-        return orthant_m2(S, 2, 3)
+
+        def same(a, b):
+            return S[..., a, b] >= (1.0 - 1e-12) * jnp.sqrt(S[..., a, a] * S[..., b, b])
+
+        drop1 = same(0, 1) | same(0, 2) | same(0, 3)
+        drop2 = same(1, 2) | same(1, 3)
+        drop4 = same(2, 3)
+        lam = _safe_div(jnp.sqrt(S[..., 3, 3]), jnp.sqrt(S[..., 2, 2]))
+        out = jnp.zeros(S.shape[:-2])
+        for d1 in (False, True):
+            for d2 in (False, True):
+                for d4 in (False, True):
+                    keep = [j for j, drop in ((0, d1), (1, d2), (2, False), (3, d4)) if not drop]
+                    sub = S[..., keep, :][..., :, keep]
+                    a = keep.index(2)
+                    val = orthant_m2(sub, a, a) * lam if d4 else orthant_m2(sub, a, keep.index(3))
+                    here = (drop1 == d1) & (drop2 == d2) & (drop4 == d4)
+                    out = jnp.where(here, val, out)
+        return out
 
     def i4_distinct(self, S, sig):
         # g'(u_a) g'(u_b) g(u_c) g(u_d) = u_c u_d 1[all distinct fields > 0].

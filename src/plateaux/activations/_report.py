@@ -2,6 +2,7 @@ r"""How accurate is the quadrature at a given state? Compare with a higher order
 
 import dataclasses
 
+import equinox as eqx
 import numpy as np
 
 from ._base import as_pair
@@ -35,6 +36,10 @@ def quadrature_report(act, state, K: int | None = None, reference_order: int | N
     """
     from .._averages import i2_matrix, i3_tensor, i4_tensor, j2_matrix
 
+    @eqx.filter_jit
+    def tensors(pair, C, K):
+        return [f(pair, C, K) for f in (i2_matrix, j2_matrix, i3_tensor, i4_tensor)]
+
     if hasattr(state, "covariance"):
         C, K = state.covariance, state.K
     else:
@@ -47,10 +52,8 @@ def quadrature_report(act, state, K: int | None = None, reference_order: int | N
     low = (student, teacher)
     high = (_with_order(student, ref), _with_order(teacher, ref))
     out = {}
-    for name, fn in (("I2", i2_matrix), ("J2", j2_matrix), ("I3", i3_tensor), ("I4", i4_tensor)):
-        a = np.asarray(fn(low, C, K))
-        b = np.asarray(fn(high, C, K))
-        out[name] = float(np.max(np.abs(a - b)))
+    for name, a, b in zip(("I2", "J2", "I3", "I4"), tensors(low, C, K), tensors(high, C, K)):
+        out[name] = float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
     out["max"] = max(out[k] for k in ("I2", "J2", "I3", "I4"))
     out["order"] = orders if orders[0] != orders[1] else orders[0]
     out["reference_order"] = ref
