@@ -9,6 +9,7 @@ from .._generalization import output_coefficients
 from .._order_params import OrderParams
 from ..activations import AbstractActivation, Erf
 from ._base import AbstractDynamics, averaging_activation, check_nonnegative_scalars, zero_rates_like
+from ._batch_last import flat_vector_field as batch_last_vector_field, supports_batch_last
 
 
 def _scalar(x: ArrayLike) -> Array:
@@ -127,19 +128,28 @@ class OnlineSGD(AbstractDynamics):
     def activations(self) -> tuple[AbstractActivation, AbstractActivation]:
         return (self.activation, self.teacher_activation)
 
+    def flat_vector_field(self, y, template, t=None):
+        # Autonomous (t unused). Under vmap, batch-last closed forms that XLA vectorises
+        # (4-5x faster on CPU; see dynamics/_batch_last.py); otherwise the ordinary path.
+        if supports_batch_last(self):
+            return batch_last_vector_field(self, y, template)
+        return super().flat_vector_field(y, template, t)
+
     def vector_field(self, params: OrderParams) -> OrderParams:
         K = params.K
         C = params.covariance
         i2, j2, i3, i4 = _averages(self.activations, C, K)
         a = output_coefficients(params)
         v = params.v
-        # <delta_i u_b> for every student i and every field b, shape (K, K+M).
-        delta_u = v[:, None] * jnp.einsum("ibc,c->ib", i3(), a)
+        # <delta_i u_b> for every student i and every field b, shape (K, K+M). Contractions
+        # are written as products and sums, which XLA fuses with the averages (an einsum under
+        # vmap becomes a batched dot of tiny matrices: ~1.4x slower vector field on CPU).
+        delta_u = v[:, None] * jnp.sum(i3() * a, axis=-1)
         delta_x = delta_u[:, :K]
         dR = self.eta * (delta_u[:, K:] - self.weight_decay * params.R)
         dQ = self.eta * (delta_x + delta_x.T - 2.0 * self.weight_decay * params.Q)
         if self.eta_squared:
-            delta_delta = jnp.outer(v, v) * jnp.einsum("ikcd,c,d->ik", i4(), a, a)
+            delta_delta = jnp.outer(v, v) * jnp.sum(i4() * jnp.outer(a, a), axis=(-2, -1))
             noise_term = self.noise**2 * jnp.outer(v, v) * j2()[:K, :K]
             dQ = dQ + self.eta**2 * (delta_delta + noise_term)
         dv = None
