@@ -52,7 +52,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..experiments import Sweep, SweepConfigError, SweepMismatchError, run_sweep
+    from ..experiments import ChunkError, Sweep, SweepConfigError, SweepMismatchError, run_sweep
 
     try:
         sweep = Sweep.from_toml(args.config)
@@ -92,6 +92,12 @@ def run(args) -> int:
     except SweepConfigError as e:
         print(f"plateaux: error: {e}", file=sys.stderr)
         return 2
+    except ChunkError as e:
+        print(f"plateaux: error: {e}\nfinished chunks are kept in {args.out}/chunks/", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished chunks are kept; rerun the same command to resume", file=sys.stderr)
+        return 130
     finally:
         if executor is not None:
             executor.close()

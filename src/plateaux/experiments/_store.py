@@ -126,26 +126,26 @@ _PER_SCENARIO = {
 }
 _PER_POINT = ("sym_eg", "sym_escape_rate", "sym_relative_escape", "sym_unstable", "sym_converged")
 _ATTRS = {
-    "eg": ("generalization error eps_g(alpha); NaN after t_stop if status is diverged/max_steps", ""),
-    "Q": ("student-student overlaps Q(alpha), NaN-padded beyond K", ""),
-    "R": ("student-teacher overlaps R(alpha), NaN-padded beyond K, M", ""),
-    "t_stop": ("alpha where the solve ended (horizon, convergence, divergence)", ""),
-    "num_steps": ("solver steps", ""),
-    "eg_final": ("eps_g at the last reached save", ""),
-    "plateau_height": ("plateau height (analysis.find_plateau); NaN: no plateau", ""),
-    "plateau_entry": ("plateau entry alpha (analysis.find_plateau)", ""),
-    "plateau_exit": ("plateau exit alpha (analysis.find_plateau); NaN: none or not left", ""),
-    "plateau_duration": ("total alpha spent in phases classified 'plateau' (analysis.segment)", ""),
-    "quasi_plateau_duration": ("total alpha spent in 'quasi-plateau' phases (analysis.segment)", ""),
-    "phase_entry": ("phase entry alpha (analysis.segment); NaN beyond the last phase", ""),
-    "phase_exit": ("phase exit alpha", ""),
-    "phase_eg_exit": ("eps_g at the phase's exit", ""),
-    "phase_relative_escape": ("lambda_+ / max|Re lambda| at the phase's organising fixed point", ""),
-    "sym_eg": ("eps_g at the symmetric fixed point (plateau saddle); NaN: not found", ""),
-    "sym_escape_rate": ("largest positive eigenvalue real part lambda_+ at the symmetric fixed point", ""),
-    "sym_relative_escape": ("lambda_+ / max|Re lambda| at the symmetric fixed point", ""),
-    "sym_unstable": ("number of unstable directions at the symmetric fixed point (-1: not found)", ""),
-    "sym_converged": ("whether the symmetric fixed point was found (1) or not (0)", ""),
+    "eg": "generalization error eps_g(alpha); NaN after t_stop if status is diverged/max_steps",
+    "Q": "student-student overlaps Q(alpha), NaN-padded beyond K",
+    "R": "student-teacher overlaps R(alpha), NaN-padded beyond K, M",
+    "t_stop": "alpha where the solve ended (horizon, convergence, divergence)",
+    "num_steps": "solver steps",
+    "eg_final": "eps_g at the last reached save",
+    "plateau_height": "plateau height (analysis.find_plateau); NaN: no plateau",
+    "plateau_entry": "plateau entry alpha (analysis.find_plateau)",
+    "plateau_exit": "plateau exit alpha (analysis.find_plateau); NaN: none or not left",
+    "plateau_duration": "total alpha spent in phases classified 'plateau' (analysis.segment)",
+    "quasi_plateau_duration": "total alpha spent in 'quasi-plateau' phases (analysis.segment)",
+    "phase_entry": "phase entry alpha (analysis.segment); NaN beyond the last phase",
+    "phase_exit": "phase exit alpha",
+    "phase_eg_exit": "eps_g at the phase's exit",
+    "phase_relative_escape": "lambda_+ / max|Re lambda| at the phase's organising fixed point",
+    "sym_eg": "eps_g at the symmetric fixed point (plateau saddle); NaN: not found",
+    "sym_escape_rate": "largest positive eigenvalue real part lambda_+ at the symmetric fixed point",
+    "sym_relative_escape": "lambda_+ / max|Re lambda| at the symmetric fixed point",
+    "sym_unstable": "number of unstable directions at the symmetric fixed point (-1: not found)",
+    "sym_converged": "whether the symmetric fixed point was found (1) or not (0)",
 }
 
 
@@ -206,7 +206,7 @@ def _var_attrs(name: str) -> dict:
             "flag_values": np.arange(len(PHASE_KINDS), dtype=np.int8),
             "flag_meanings": " ".join(k.replace(" ", "_") for k in PHASE_KINDS),
         }
-    return {"long_name": _ATTRS[name][0]}
+    return {"long_name": _ATTRS[name]}
 
 
 def write_dataset(out: Path, ds) -> Path:
