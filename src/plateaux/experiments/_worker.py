@@ -86,7 +86,9 @@ def run_chunk(task: dict) -> dict:
     optional `devices` (a number of local devices, or `"all"`): shard the batch over them
     ([`plateaux.experiments.integrate_sharded`][], one adaptive loop per device).
 
-    **Returns:** a dict of NumPy arrays with a leading member axis (see `_store.VARIABLES`).
+    **Returns:** a dict of NumPy arrays with a leading member axis: `index` (flat grid index),
+    `eg`, `Q`, `R`, `t_stop`, `status`, `num_steps`, `eg_final`, `plateau_*`, and with the
+    analysis options `phase_*`, `*_duration` and `sym_*` (the dataset variables of the README).
     """
     import jax
     import jax.numpy as jnp
