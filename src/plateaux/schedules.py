@@ -271,6 +271,12 @@ class Scheduled(AbstractDynamics):
     def vector_field_at(self, params: OrderParams, t) -> OrderParams:
         return self.at(t).vector_field(params)
 
+    def flat_vector_field(self, y, template, t=None):
+        # The base's own flat field at eta(t) (it may have a faster path than vector_field).
+        if t is None:
+            self.vector_field(template)  # raises: no autonomous field
+        return self.at(t).flat_vector_field(y, template, t)
+
 
 class ScheduledRule(AbstractUpdateRule):
     r"""A finite-N learning rule driven by a schedule: step $\mu$ (counted from 0) uses

@@ -254,22 +254,35 @@ def value_and_grad(
     value, d_eta = px.studies.value_and_grad(f, 0.5, mode="forward")
     ```
 
+    Compiled once per `outcome` object (pass the same function to reuse the compilation).
+
     **Returns:** `(value, gradient)`, the gradient with the structure of `x` (floats only:
     pass `x` as float arrays or Python floats).
     """
     x = jax.tree.map(lambda a: jnp.asarray(a, dtype=float), x)
     if mode == "forward":
-        adjoint = diffrax.ForwardMode()
-
-        def f(y):
-            value = outcome(y, adjoint)
-            return value, value
-
-        grad, value = jax.jacfwd(f, has_aux=True)(x)
-        return value, grad
+        return _forward(outcome, x)
     if mode == "reverse":
-        return jax.value_and_grad(lambda y: outcome(y, diffrax.RecursiveCheckpointAdjoint()))(x)
+        return _reverse(outcome, x)
     raise ValueError(f"mode must be 'forward' or 'reverse'; got mode={mode!r}")
+
+
+# Jitted once per `outcome` function object (a non-array argument: static, hashed by identity).
+@eqx.filter_jit
+def _forward(outcome, x):
+    adjoint = diffrax.ForwardMode()
+
+    def f(y):
+        value = outcome(y, adjoint)
+        return value, value
+
+    grad, value = jax.jacfwd(f, has_aux=True)(x)
+    return value, grad
+
+
+@eqx.filter_jit
+def _reverse(outcome, x):
+    return jax.value_and_grad(lambda y: outcome(y, diffrax.RecursiveCheckpointAdjoint()))(x)
 
 
 def grad(
