@@ -4,17 +4,15 @@ the dynamics and reported by the singularity tools; fixed points and spectra wit
 
 Statistical comparison as in test_simulation.py: mean over seeds of (simulation - ODE),
 the ODE started from each seed's own initial overlaps, within 3 standard errors plus an
-O(1/N) allowance. How the allowances were sized (measured, 64 seeds, eta = eta_v = 0.5,
-K = M = 2, start helpers.SPECIALISED_STARTS["K2M2"] with v = (0.8, 0.6), checks at
-alpha = 2.5, 5, 10, 20; script in the module docstring of the commit, numbers below are
-N * (mean_sim - ode) and N * SE):
+O(1/N) allowance. How the allowances were sized (measured with 64 seeds at N = 250, 500, 1000,
+eta = eta_v = 0.5, K = M = 2, start helpers.SPECIALISED_STARTS["K2M2"] with v = (0.8, 0.6),
+at alpha = 2.5, 5, 10, 20; N * (mean_sim - ode) against N * SE):
 
-- trained v, noise-free, no decay: eps_g bias unresolved at N = 250 / 500 / 1000
-  (|N * bias| <= 0.05, within 1.3 SE); v bias |N * bias| <= 0.4 (N * SE 0.13-0.28).
-- trained v + weight decay 0.05 + noise 0.3: eps_g unresolved (|N * bias| <= 0.07,
-  N * SE 0.04-0.11); v: |N * bias| <= 1.0 (N * SE ~ 0.3).
-So eps_g gets C = 0.2 and v gets C = 2 (about 2x the largest point estimate); the 3 SE term
-dominates at N = 500 with 8 seeds anyway (SE of eps_g ~ 1e-5..2e-4, of v ~ 1e-3..2e-3).
+- eps_g: |N * bias| <= 0.18 everywhere, within 1.6 SE, except one resolved ~0.01 (2.7 SE, N = 250,
+  alpha = 20, trained v without decay);
+- v: |N * bias| <= 0.46 up to alpha = 10 (N * SE 0.1-0.6), one 0.96 (3.2 SE) at alpha = 20.
+So eps_g gets C = 0.2 and v gets C = 2 (2x the largest point estimate); with 8 seeds at N = 500
+the 3 SE term dominates anyway (SE of eps_g ~ 1e-5..2e-4, of v ~ 1e-3).
 """
 
 import equinox as eqx
@@ -30,10 +28,10 @@ from .helpers import specialised_start
 
 N = 500
 ETA = ETA_V = 0.5
-HORIZON = 20
+HORIZON = 10
 N_SEEDS = 8
 RECORD_EVERY = N // 2  # records every 0.5 alpha
-CHECK = (5, 10, 20, 40)  # record indices: alpha = 2.5, 5, 10, 20
+CHECK = (5, 10, 20)  # record indices: alpha = 2.5, 5, 10
 C_EG, C_V = 0.2, 2.0  # O(1/N) allowances (module docstring)
 # (weight decay, label-noise std) of the two simulated cases
 CASES = {"trained-v": (0.0, 0.0), "trained-v+decay+noise": (0.05, 0.3)}
@@ -92,8 +90,8 @@ def test_trained_second_layer_matches_ode(simulations, case):
     mean_v, se_v = _discrepancy(sims.params.v, traj.params.v)
     bound = 3 * se_v[list(CHECK)] + C_V / N
     assert np.all(np.abs(mean_v[list(CHECK)]) <= bound), (mean_v[list(CHECK)], bound)
-    # v really moves (by > 0.15 from (0.8, 0.6); measured 0.27 and 0.31 without decay): the
-    # comparison is not between constants.
+    # v really moves (by > 0.15 from (0.8, 0.6) by alpha = 10): the comparison is not between
+    # constants.
     v_ode = np.asarray(traj.params.v)[0]
     assert np.all(np.abs(v_ode[-1] - v_ode[0]) > 0.15)
     # The recorded v(alpha) ends at the returned student's v.
@@ -101,8 +99,10 @@ def test_trained_second_layer_matches_ode(simulations, case):
 
 
 WRONG = {
-    # the fixed-v ODE for a trained second layer; the decay-free ODE for a decaying student
-    "trained-v": px.OnlineSGD(ETA),
+    # v (almost) fixed for a trained second layer; the decay-free ODE for a decaying student.
+    # Both share the structure (learn_v, activations) of the right ODE, so the batched solve of
+    # integrate_from_simulation is reused without a new compile.
+    "trained-v": px.OnlineSGD(ETA, eta_v=1e-9),
     "trained-v+decay+noise": px.OnlineSGD(ETA, 0.3, eta_v=ETA_V),
 }
 
@@ -112,9 +112,8 @@ def test_same_criterion_rejects_a_wrong_ode(simulations, case):
     """Power: the bound above rejects the ODE that ignores the trained v (resp. the decay)
     at every checked time (measured excess 5x-50x)."""
     sims, _ = simulations["cases"][case]
-    first = jax.tree.map(lambda x: x[0], px.take_time(sims.params, 0))
-    wrong = px.integrate(first, WRONG[case], np.asarray(sims.t[0]))
-    mean, se = _discrepancy(sims.eg, np.asarray(wrong.eg)[None])
+    wrong = px.integrate(px.take_time(sims.params, 0), WRONG[case], np.asarray(sims.t[0]))
+    mean, se = _discrepancy(sims.eg, wrong.eg)
     rejected = np.abs(mean[list(CHECK)]) > 3 * se[list(CHECK)] + C_EG / N
     assert rejected.all(), (mean[list(CHECK)], se[list(CHECK)])
 
@@ -159,9 +158,6 @@ def test_optimum_spectrum_with_trained_second_layer():
     assert spec.eigenvalues.shape == (9,)
     assert spec.names[-2:] == ("v[0]", "v[1]")
     assert np.all(spec.eigenvalues.real < 0) and spec.stable.all()
-    fixed_v = analysis.spectrum(px.OnlineSGD(ETA), point.params)
-    assert fixed_v.eigenvalues.shape == (7,)
-    assert spec.slowest_stable_rate > fixed_v.slowest_stable_rate  # closer to 0
 
 
 def test_eliminated_optimum_is_a_centre_manifold():
@@ -178,3 +174,37 @@ def test_eliminated_optimum_is_a_centre_manifold():
     assert spec.eigenvalues.shape == (15,)
     assert spec.near_zero.sum() >= 1 and not spec.unstable.any()
     assert analysis.singular_distances(params)["elimination_min"] == 0.0
+
+
+_ReLU = getattr(px.activations, "ReLU", None)
+
+
+@pytest.mark.skipif(_ReLU is None, reason="needs the ReLU activation")
+def test_mixed_teacher_and_student_activations():
+    """Erf student, ReLU teacher (K = M = 1, trained v): finite-N SGD vs OnlineSGD with
+    `teacher_activation`, through `integrate_from_simulation` (which takes the activations from
+    the simulation). Allowances measured with 64 seeds at N = 250 / 500: eps_g
+    |N * bias| <= 0.31 (1.6 SE), v |N * bias| <= 0.84 (1.2 SE); so C = 0.6 for eps_g and C_V for v.
+    Power: the ODE with an erf teacher is off by ~60/N in eps_g and is rejected."""
+    n, seeds = 500, 8
+    params0 = px.OrderParams([[0.5]], [[0.3]], [[1.0]])
+    student, teacher = px.networks_from_order_params(
+        params0, n, jax.random.PRNGKey(3), px.Erf(), teacher_activation=_ReLU()
+    )
+    sims = jax.vmap(
+        lambda k: px.simulate(student, teacher, ETA, n * 10, k, record_every=n // 2, eta_v=ETA_V)
+    )(jax.random.split(jax.random.PRNGKey(4), seeds))
+    assert isinstance(sims.teacher_activation, _ReLU)
+    traj = px.integrate_from_simulation(sims)
+    idx = [5, 10, 20]  # alpha = 2.5, 5, 10
+    mean, se = _discrepancy(sims.eg, traj.eg)
+    assert np.all(np.abs(mean[idx]) <= 3 * se[idx] + 0.6 / n), (mean[idx], se[idx])
+    mean_v, se_v = _discrepancy(sims.params.v, traj.params.v)
+    assert np.all(np.abs(mean_v[idx]) <= 3 * se_v[idx] + C_V / n), (mean_v[idx], se_v[idx])
+    first = jax.tree.map(lambda x: x[0], px.take_time(sims.params, 0))
+    wrong = px.integrate(first, px.OnlineSGD(ETA, eta_v=ETA_V), np.asarray(sims.t[0]))
+    mean_w, _ = _discrepancy(sims.eg, np.asarray(wrong.eg)[None])
+    assert np.all(np.abs(mean_w[idx]) > 3 * se[idx] + 0.6 / n)
+    # Natural gradient has no ODE for mixed activations: a clear error, not a wrong ODE.
+    with pytest.raises(ValueError, match="teacher activation"):
+        px.natural.NaturalGradient().dynamics(ETA, 0.0, (px.Erf(), _ReLU()))

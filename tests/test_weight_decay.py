@@ -13,7 +13,7 @@ import pytest
 
 import plateaux as px
 
-from .helpers import random_order_params
+from .helpers import NUM_SAVES, random_order_params
 
 ETA, LAMBDA = 0.5, 0.1
 _field = eqx.filter_jit(lambda dynamics, params: dynamics.vector_field(params))
@@ -71,7 +71,7 @@ def test_pure_decay_closed_form(getkey):
     differs from the ODE by O(1/N): (1 - x/N)^(N a) = exp(-x a)(1 - x^2 a / (2N) + ...)."""
     p = random_order_params(np.random.default_rng(5), 2, 2)
     params0 = px.OrderParams(p.Q, p.R, p.T, jnp.zeros(2), p.w)
-    ts = np.linspace(0.0, 10.0, 11)
+    ts = np.linspace(0.0, 10.0, NUM_SAVES)  # the grid length of test_ode: its compiled solve
     traj = px.integrate(params0, px.OnlineSGD(ETA, weight_decay=LAMBDA), ts)
     decay = np.exp(-ETA * LAMBDA * ts)[:, None, None]
     # Solver tolerance rtol = 1e-8 per step: 1e-7 relative over the run.
@@ -83,10 +83,11 @@ def test_pure_decay_closed_form(getkey):
     sim = px.simulate(student, teacher, ETA, 10 * n, getkey(), record_every=n, weight_decay=LAMBDA)
     steps = np.arange(11) * n
     factor = ((1 - ETA * LAMBDA / n) ** steps)[:, None, None]
+    ode_Q = np.asarray(traj.params.Q)[:: (NUM_SAVES - 1) // 10]  # alpha = 0, 1, ..., 10
     # Products of 2000 factors: round-off ~ 1e-13 relative.
     np.testing.assert_allclose(np.asarray(sim.params.Q), np.asarray(p.Q) * factor**2, rtol=1e-11, atol=1e-14)
     np.testing.assert_allclose(np.asarray(sim.params.R), np.asarray(p.R) * factor, rtol=1e-11, atol=1e-14)
-    gap = np.abs(np.asarray(sim.params.Q) - np.asarray(traj.params.Q)).max()
+    gap = np.abs(np.asarray(sim.params.Q) - ode_Q).max()
     x = 2 * ETA * LAMBDA
     assert gap <= 1.1 * x**2 * 10 / (2 * n) * np.abs(np.asarray(p.Q)).max()  # the O(1/N) term
 
@@ -146,3 +147,21 @@ def test_config_model_keys():
     ):
         with pytest.raises(ConfigError, match=key):
             parse_config(_config(**{key: value}))
+
+
+def test_linear_steady_state_with_decay_and_noise():
+    """Linear g, K = M = 1, v = w = 1, noise s, decay lambda: the ODE is
+    dR = eta (T - R) - eta lambda R, dQ = 2 eta (R - Q) + eta^2 (T - 2R + Q + s^2) - 2 eta lambda Q,
+    with the fixed point R* = T / (1 + lambda), Q* = (2 (1 - eta) R* + eta (T + s^2)) / (2 + 2 lambda - eta)
+    (derived by hand); the vector field vanishes there and not at the decay-free point."""
+    eta, lam, s, T = 0.5, 0.1, 0.3, 1.3
+    r = T / (1 + lam)
+    q = (2 * (1 - eta) * r + eta * (T + s**2)) / (2 + 2 * lam - eta)
+    point = px.OrderParams([[q]], [[r]], [[T]])
+    dynamics = px.OnlineSGD(eta, s, px.activations.Linear(), weight_decay=lam)
+    rates = _field(dynamics, point)
+    # Closed-form averages of O(1) numbers: round-off only.
+    np.testing.assert_allclose(np.asarray(rates.Q), 0.0, atol=1e-14)
+    np.testing.assert_allclose(np.asarray(rates.R), 0.0, atol=1e-14)
+    off = _field(dynamics, px.OrderParams([[1.0 + eta * s**2 / (2 - eta)]], [[1.0]], [[T]]))
+    assert abs(float(off.R[0, 0])) > 1e-3
