@@ -91,7 +91,8 @@ class PiecewiseConstant(AbstractSchedule):
     **Arguments:** `boundaries`: strictly increasing $b_1 < \dots < b_{n-1}$ ($n-1\ge1$ times);
     `values`: $v_1, \dots, v_n > 0$ (one more than the boundaries). Differentiable in `values`
     (the derivative in the boundaries is not captured by an ODE solve: use
-    [`PiecewiseLinear`][] or [`Bounded`][] for that).
+    [`PiecewiseLinear`][] or [`Bounded`][] for that). An adaptive ODE solve finds the jumps
+    by step rejection, to its tolerance.
 
     **Raises:** `ValueError` for non-increasing boundaries, a count mismatch, or values that are
     not finite and positive.
