@@ -16,7 +16,7 @@ import time
 
 import _common as C
 
-SCRIPTS = ("bench_ode.py", "bench_sim.py", "bench_ngd.py")
+SCRIPTS = ("bench_ode.py", "bench_sim.py", "bench_ngd.py", "bench_throughput.py")
 
 
 def main():
