@@ -138,7 +138,8 @@ def _i4_groups(K: int, n: int, needed):
         for c, dd in itertools.combinations_with_replacement(range(n), 2):
             if not needed(c, dd):
                 continue
-            fields = sorted({i, k, c, dd})
+            # Fields ordered (c, d, the rest): the g-factors sit at positions 0 and 0/1.
+            fields = [c] + ([dd] if dd != c else []) + sorted({i, k} - {c, dd})
             sig = tuple(fields.index(x) for x in (i, k, c, dd))
             # Which g the g-factors use (student: 0, teacher: 1) is part of the pattern.
             key = (len(fields), sig, int(c >= K), int(dd >= K))
@@ -151,23 +152,36 @@ def _i4_groups(K: int, n: int, needed):
 def _quadrature_i4(student, teacher, C, K, needed):
     n = C.shape[-1]
     order = _order(student, teacher)
-    out = jnp.zeros((K, K, n, n), dtype=C.dtype)
+    hook = type(student).i4_distinct is not AbstractActivation.i4_distinct
+    # With a distinct-field rule only the g-factor positions matter: merge those groups.
+    merged: dict = {}
     for (dim, sig, tc, td), (fields, entries) in _i4_groups(K, n, needed).items():
-        S = C[fields[:, :, None], fields[:, None, :]]
-        gc = teacher.g if tc else student.g
-        gd = teacher.g if td else student.g
         one_act = student == teacher or not (tc or td)
-        vals = student.i4_distinct(S, sig) if one_act else None
-        if vals is None:
+        key = (dim, (None, None) + sig[2:], tc, td, True) if (hook and one_act) else (dim, sig, tc, td, False)
+        f0, e0 = merged.get(key, (np.zeros((0, dim), int), np.zeros((0, 4), int)))
+        merged[key] = (np.concatenate([f0, fields]), np.concatenate([e0, entries]))
+    all_vals, all_entries = [], []
+    for (dim, sig, tc, td, use_hook), (fields, entries) in merged.items():
+        S = C[fields[:, :, None], fields[:, None, :]]
+        if use_hook:
+            vals = student.i4_distinct(S, sig)
+        else:
+            gc = teacher.g if tc else student.g
+            gd = teacher.g if td else student.g
 
             def integrand(u, z, sig=sig, gc=gc, gd=gd):
                 dgs = student.dg(u[..., sig[0]]) * student.dg(u[..., sig[1]])
                 return dgs * gc(u[..., sig[2]]) * gd(u[..., sig[3]])
 
-            vals = gaussian_average(integrand, S, order if not one_act else student.order)
-        i, k, c, dd = entries.T
-        for a, b, e, f in ((i, k, c, dd), (k, i, c, dd), (i, k, dd, c), (k, i, dd, c)):
-            out = out.at[a, b, e, f].set(vals)
+            one_act = student == teacher or not (tc or td)
+            vals = gaussian_average(integrand, S, student.order if one_act else order)
+        all_vals.append(vals)
+        all_entries.append(entries)
+    vals = jnp.concatenate(all_vals)
+    i, k, c, dd = np.concatenate(all_entries).T
+    out = jnp.zeros((K, K, n, n), dtype=C.dtype)
+    for a, b, e, f in ((i, k, c, dd), (k, i, c, dd), (i, k, dd, c), (k, i, dd, c)):
+        out = out.at[a, b, e, f].set(vals)
     return out
 
 

@@ -66,8 +66,10 @@ class AbstractActivation(eqx.Module):
         r"""$I_4$ entries over *distinct* fields (used by the tensor builders), or None.
 
         `S`: covariance `(G, d, d)` of the distinct fields of `G` entries; `sig`: for the
-        factors $(g'_1, g'_2, g_3, g_4)$ the field each acts on. Return the `(G,)` averages,
-        or None (the default) for Gauss-Hermite quadrature.
+        factors $(g'_1, g'_2, g_3, g_4)$ the field each acts on (`None` for the $g'$ factors:
+        it varies within the group, the rule must not need it; the $g'$ fields are all fields
+        not taken by $g_3, g_4$ plus possibly those). Return the `(G,)` averages, or None (the
+        default) for Gauss-Hermite quadrature.
         """
         return None
 
