@@ -9,6 +9,13 @@ from ._base import as_pair
 from ._quadrature import check_order
 
 
+@eqx.filter_jit
+def _tensors(pair, C, K):
+    from .._averages import i2_matrix, i3_tensor, i4_tensor, j2_matrix
+
+    return [f(pair, C, K) for f in (i2_matrix, j2_matrix, i3_tensor, i4_tensor)]
+
+
 def _with_order(act, order):
     return dataclasses.replace(act, order=order)
 
@@ -34,12 +41,6 @@ def quadrature_report(act, state, K: int | None = None, reference_order: int | N
 
     **Raises:** `ValueError` for a missing `K` or a non-positive `reference_order`.
     """
-    from .._averages import i2_matrix, i3_tensor, i4_tensor, j2_matrix
-
-    @eqx.filter_jit
-    def tensors(pair, C, K):
-        return [f(pair, C, K) for f in (i2_matrix, j2_matrix, i3_tensor, i4_tensor)]
-
     if hasattr(state, "covariance"):
         C, K = state.covariance, state.K
     else:
@@ -52,7 +53,7 @@ def quadrature_report(act, state, K: int | None = None, reference_order: int | N
     low = (student, teacher)
     high = (_with_order(student, ref), _with_order(teacher, ref))
     out = {}
-    for name, a, b in zip(("I2", "J2", "I3", "I4"), tensors(low, C, K), tensors(high, C, K)):
+    for name, a, b in zip(("I2", "J2", "I3", "I4"), _tensors(low, C, K), _tensors(high, C, K)):
         out[name] = float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
     out["max"] = max(out[k] for k in ("I2", "J2", "I3", "I4"))
     out["order"] = orders if orders[0] != orders[1] else orders[0]
