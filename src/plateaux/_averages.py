@@ -16,6 +16,7 @@ is a 3-field integral, and so on), grouped by pattern so that each group is one 
 quadrature.
 """
 
+import dataclasses
 import itertools
 
 import jax.numpy as jnp
@@ -26,9 +27,16 @@ from .activations import AbstractActivation, as_pair
 from .activations._quadrature import average2, average_i3, gaussian_average
 
 
+def _alike(student, teacher) -> bool:
+    """Same functions g, g' (the quadrature order does not matter): closed forms apply."""
+    return student == teacher or dataclasses.replace(student, order=1) == dataclasses.replace(
+        teacher, order=1
+    )
+
+
 def _need_k(pair, K):
     student, teacher = pair
-    if student != teacher and K is None:
+    if not _alike(student, teacher) and K is None:
         raise ValueError(
             f"K (number of student fields) is required when student and teacher activations differ; "
             f"got {student.name!r} and {teacher.name!r}"
@@ -45,7 +53,7 @@ def _pairwise(act, fname, C, K):
     _need_k(pair, K)
     d = jnp.diagonal(C, axis1=-2, axis2=-1)
     method = "i2" if fname == "g" else "j2"
-    if student == teacher:
+    if _alike(student, teacher):
         return getattr(student, method)(d[..., :, None], C, d[..., None, :])
     ds, dt = d[..., :K], d[..., K:]
     Css, Cst, Ctt = C[..., :K, :K], C[..., :K, K:], C[..., K:, K:]
@@ -88,7 +96,7 @@ def i3_tensor(act, C: Float[Array, "n n"], K: int) -> Float[Array, "K n n"]:
     a = slice(0, K)
     args = (d[a, None, None], C[a, :, None], C[a, None, :], C[None, :, :], d[None, None, :])
     out = student.i3(*args)
-    if student == teacher:
+    if _alike(student, teacher):
         return out
     # Columns c >= K: the teacher's g with the student's g'.
     t = slice(K, None)
@@ -156,7 +164,7 @@ def _quadrature_i4(student, teacher, C, K, needed):
     # With a distinct-field rule only the g-factor positions matter: merge those groups.
     merged: dict = {}
     for (dim, sig, tc, td), (fields, entries) in _i4_groups(K, n, needed).items():
-        one_act = student == teacher or not (tc or td)
+        one_act = _alike(student, teacher) or not (tc or td)
         key = (dim, (None, None) + sig[2:], tc, td, True) if (hook and one_act) else (dim, sig, tc, td, False)
         f0, e0 = merged.get(key, (np.zeros((0, dim), int), np.zeros((0, 4), int)))
         merged[key] = (np.concatenate([f0, fields]), np.concatenate([e0, entries]))
@@ -173,7 +181,7 @@ def _quadrature_i4(student, teacher, C, K, needed):
                 dgs = student.dg(u[..., sig[0]]) * student.dg(u[..., sig[1]])
                 return dgs * gc(u[..., sig[2]]) * gd(u[..., sig[3]])
 
-            one_act = student == teacher or not (tc or td)
+            one_act = _alike(student, teacher) or not (tc or td)
             vals = gaussian_average(integrand, S, student.order if one_act else order)
         all_vals.append(vals)
         all_entries.append(entries)
@@ -189,7 +197,7 @@ def i4_tensor(act, C: Float[Array, "n n"], K: int) -> Float[Array, "K K n n"]:
     r"""$[I_4]_{i k c d} = \langle g'(x_i) g'(x_k) g(u_c) g(u_d)\rangle$, $i, k$ student fields."""
     student, teacher = as_pair(act)
     n = C.shape[-1]
-    same = student == teacher
+    same = _alike(student, teacher)
     if _has_closed_i4(student):
         out = _closed_i4(student, C, K)
         if same:
