@@ -30,10 +30,10 @@ class AbstractActivation(eqx.Module):
     """
 
     name: eqx.AbstractVar[str]
-    order: eqx.AbstractVar[int]
 
     def __check_init__(self):
-        check_order(self.order)
+        if hasattr(self, "order"):
+            check_order(self.order)
 
     @abc.abstractmethod
     def g(self, x: ArrayLike) -> Float[Array, "..."]:
@@ -45,21 +45,35 @@ class AbstractActivation(eqx.Module):
 
     def i2(self, c11, c12, c22) -> Float[Array, "..."]:
         r"""$\langle g(u_1) g(u_2)\rangle$ (default: 2-field quadrature)."""
-        return average2(self.g, self.g, c11, c12, c22, self.order)
+        return average2(self.g, self.g, c11, c12, c22, quadrature_order(self))
 
     def j2(self, c11, c12, c22) -> Float[Array, "..."]:
         r"""$\langle g'(u_1) g'(u_2)\rangle$ (default: 2-field quadrature)."""
-        return average2(self.dg, self.dg, c11, c12, c22, self.order)
+        return average2(self.dg, self.dg, c11, c12, c22, quadrature_order(self))
 
     def i3(self, c11, c12, c13, c23, c33) -> Float[Array, "..."]:
         r"""$\langle g'(u_1)\, u_2\, g(u_3)\rangle$ ($c_{22}$ does not enter; default: 2-field
         quadrature after regressing $u_2$ on $(u_1, u_3)$)."""
-        return average_i3(self.dg, self.g, c11, c12, c13, c23, c33, self.order)
+        return average_i3(self.dg, self.g, c11, c12, c13, c23, c33, quadrature_order(self))
 
     def i4(self, c11, c12, c13, c14, c22, c23, c24, c33, c34, c44) -> Float[Array, "..."]:
         r"""$\langle g'(u_1) g'(u_2) g(u_3) g(u_4)\rangle$ (default: 4-field quadrature)."""
         return average4(
-            self.dg, self.dg, self.g, self.g, c11, c12, c13, c14, c22, c23, c24, c33, c34, c44, self.order
+            self.dg,
+            self.dg,
+            self.g,
+            self.g,
+            c11,
+            c12,
+            c13,
+            c14,
+            c22,
+            c23,
+            c24,
+            c33,
+            c34,
+            c44,
+            quadrature_order(self),
         )
 
     def i4_distinct(self, S, sig):
@@ -72,6 +86,15 @@ class AbstractActivation(eqx.Module):
         default) for Gauss-Hermite quadrature.
         """
         return None
+
+
+DEFAULT_ORDER = 16
+
+
+def quadrature_order(act: AbstractActivation) -> int:
+    """The activation's Gauss-Hermite order: its `order` field if it has one (all built-in
+    activations do), else `DEFAULT_ORDER` (16)."""
+    return getattr(act, "order", DEFAULT_ORDER)
 
 
 def as_pair(act) -> tuple[AbstractActivation, AbstractActivation]:

@@ -5,7 +5,7 @@ import dataclasses
 import equinox as eqx
 import numpy as np
 
-from ._base import as_pair
+from ._base import as_pair, quadrature_order
 from ._quadrature import check_order
 
 
@@ -17,6 +17,8 @@ def _tensors(pair, C, K):
 
 
 def _with_order(act, order):
+    if not hasattr(act, "order"):
+        raise ValueError(f"{type(act).__name__} has no `order` field: its quadrature order cannot be varied")
     return dataclasses.replace(act, order=order)
 
 
@@ -48,7 +50,7 @@ def quadrature_report(act, state, K: int | None = None, reference_order: int | N
         if K is None:
             raise ValueError("pass K (the number of student fields) with a covariance matrix")
     student, teacher = as_pair(act)
-    orders = (student.order, teacher.order)
+    orders = (quadrature_order(student), quadrature_order(teacher))
     ref = 2 * max(orders) if reference_order is None else check_order(reference_order)
     low = (student, teacher)
     high = (_with_order(student, ref), _with_order(teacher, ref))
