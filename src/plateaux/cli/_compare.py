@@ -10,6 +10,7 @@ import jax
 import numpy as np
 
 from .._integrate import integrate
+from .._provenance import package_versions
 from .._rules import SGD
 from .._simulate import simulate
 from .._trajectory import Status
@@ -18,7 +19,7 @@ from ..analysis import find_plateau, segment
 from ..dynamics import OnlineSGD
 from ..natural import AdaptiveNaturalGradient, NaturalGradient, NaturalGradientSGD
 from ._config import ConfigError, RunConfig
-from ._run import _versions, convention_records, jsonable, seeded_networks, user_time
+from ._run import convention_records, jsonable, seeded_networks, user_time
 
 THRESHOLDS = (1e-2, 1e-3, 1e-4, 1e-6)
 CONVERGED_EG = 1e-7
@@ -129,7 +130,7 @@ def compare_experiment(
             table[f"ODE {name}"] = {"status": "diverged", "t_stop": float(traj.t_stop)}
             continue
         table[f"ODE {name}"] = ode_metrics(traj, dyn)
-    summary = {"config": cfg.raw, **convention_records(cfg), "table": table, "versions": _versions()}
+    summary = {"config": cfg.raw, **convention_records(cfg), "table": table, "versions": package_versions()}
     if cfg.simulation is not None:
         N, K = cfg.simulation.N, cfg.K
         rate = 0.1 / (K * N) if adaptive_rate is None else adaptive_rate

@@ -2,7 +2,6 @@
 
 import json
 import math
-import platform
 import sys
 import time
 from pathlib import Path
@@ -10,9 +9,9 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from .. import __version__
 from .._integrate import integrate, integrate_from_simulation
 from .._network import networks_from_order_params
+from .._provenance import CANONICAL_FORMULAS, package_versions
 from .._simulate import simulate
 from .._trajectory import Status
 from ..activations import activation_from_name
@@ -20,24 +19,23 @@ from ..analysis import find_plateau
 from ..dynamics import OnlineSGD
 from ._config import RunConfig
 
-CONVENTIONS = {
-    "output": "sigma = sum_i v_i g(x_i) (no 1/K prefactor)",
-    "activation": "g(x) = erf(x / sqrt(2))",
-    "time": "alpha = examples / N",
-    "learning_rate": "J_i += (eta / sqrt(N)) v_i g'(x_i) (tau - sigma) xi",
-    "noise": "output-noise standard deviation s on the teacher label",
-    "eg": "0.5 <(sigma - tau)^2> against the clean teacher label (noise floor s^2/2 excluded)",
-}  # the engine's (canonical) convention; a config's [conventions] is converted to it
-
 
 def convention_records(cfg: RunConfig) -> dict:
     """The `conventions` (formulas, in the config's convention) and `convention` (the choice and
     the factors to the engine's canonical one) records of every results file."""
     conv = cfg.convention
-    formulas = CONVENTIONS | ({} if conv.is_canonical else conv.describe())
+    formulas = CANONICAL_FORMULAS | ({} if conv.is_canonical else conv.describe())
+    formulas["activation"] = _activation_words(cfg)
     formulas |= {"arrays": "results arrays are canonical (alpha, v, w) unless named *_user"}
     eta_v_user = (cfg.raw.get("model") or {}).get("eta_v")  # as written in the config
     return {"conventions": formulas, "convention": conv.record(cfg.K, cfg.M, cfg.eta_user, eta_v_user)}
+
+
+def _activation_words(cfg: RunConfig) -> str:
+    teacher = cfg.teacher_activation or cfg.activation
+    if teacher == cfg.activation:
+        return f"g = {cfg.activation} (student and teacher)"
+    return f"student g = {cfg.activation}, teacher g = {teacher}"
 
 
 def user_time(cfg: RunConfig, alpha):
@@ -55,23 +53,6 @@ def export_initial(cfg: RunConfig, out: Path) -> None:
     params = cfg.convention.from_canonical(cfg.params0).params
     meta = {"written_by": "plateaux run", "canonical_v": cfg.params0.v, "canonical_w": cfg.params0.w}
     save_text(out / "initial", params, convention=cfg.convention, meta=meta)
-
-
-def _versions() -> dict:
-    import diffrax
-    import equinox
-    import optax
-
-    return {
-        "plateaux": __version__,
-        "python": platform.python_version(),
-        "jax": jax.__version__,
-        "diffrax": diffrax.__version__,
-        "equinox": equinox.__version__,
-        "optax": optax.__version__,
-        "numpy": np.__version__,
-        "device": str(jax.devices()[0]),
-    }
 
 
 def _log(message: str, quiet: bool) -> None:
@@ -203,7 +184,7 @@ def run_experiment(cfg: RunConfig, out: Path, *, quiet: bool = False) -> dict:
             },
             "wall_seconds": ode_seconds,
         },
-        "versions": _versions(),
+        "versions": package_versions(),
     }
     plateau = summary["ode"]["plateau"]
     if plateau is not None:

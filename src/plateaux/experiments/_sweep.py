@@ -6,6 +6,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from .._provenance import CANONICAL_FORMULAS, package_versions
 from . import _store
 from ._executors import AbstractExecutor, LocalExecutor
 from ._spec import Sweep, SweepConfigError
@@ -33,10 +34,7 @@ def plan(sweep: Sweep, chunk_size: int, devices: int | str | None = None) -> lis
 
 
 def _attrs(sweep: Sweep) -> dict:
-    from ..cli._run import CONVENTIONS, _versions
-
-    versions = _versions()
-    versions.pop("device", None)  # where it ran is not part of the result
+    versions = package_versions(device=False)  # where it ran is not part of the result
     return {
         "title": "plateaux sweep: order-parameter ODE over a grid of scenarios",
         "Conventions": "CF-1.8",
@@ -44,7 +42,7 @@ def _attrs(sweep: Sweep) -> dict:
         "config": json.dumps(sweep.config, sort_keys=True),
         "config_hash": sweep.hash,
         "versions": json.dumps(versions, sort_keys=True),
-        "conventions": json.dumps(CONVENTIONS, sort_keys=True),
+        "conventions": json.dumps(CANONICAL_FORMULAS, sort_keys=True),
         "scenario": "classic_start(K, correlated_teacher(M, c), jax.random.key(seed), q_max, overlap_max); "
         "rule sgd = plateaux.OnlineSGD(eta, noise), ngd = plateaux.natural.NaturalGradientSGD(eta, noise)",
         "padding": "Q, R are NaN beyond each scenario's K (and M); phase_* beyond its last phase "
