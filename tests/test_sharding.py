@@ -57,6 +57,16 @@ def test_sharded_equals_single_device():
     assert lines["SHAPE"].strip() == "(5, 17)"
 
 
+def test_horizon_number_gives_integrates_log_grid():
+    # integrate_sharded takes ts exactly as px.integrate does: a number is a horizon.
+    T = px.correlated_teacher(2)
+    params0 = jax.vmap(lambda k: px.classic_start(2, T, k))(jax.vmap(jax.random.key)(np.arange(2)))
+    sharded = integrate_sharded(params0, 0.1, 50.0, devices=1)
+    np.testing.assert_array_equal(np.asarray(sharded.t[0]), px.log_grid(50.0))
+    single = px.integrate(params0, 0.1, 50.0)
+    np.testing.assert_allclose(np.asarray(sharded.eg), np.asarray(single.eg), rtol=0, atol=1e-12)
+
+
 def test_refuses_bad_input():
     T = px.correlated_teacher(2)
     one = px.classic_start(2, T, jax.random.key(0))

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
-from .._integrate import _raise_on_failure, integrate
+from .._integrate import _as_grid, _raise_on_failure, integrate
 from .._order_params import OrderParams, check_order_params
 from .._trajectory import Trajectory
 from ..dynamics import AbstractDynamics, OnlineSGD
@@ -91,7 +91,7 @@ def integrate_sharded(
     if "progress" in integrate_kwargs:
         raise ValueError("progress bars are not available for sharded solves")
     check_order_params(params0, "params0")  # eagerly: a clear error before anything compiles
-    grid = tuple(float(t) for t in np.atleast_1d(np.asarray(ts, dtype=float)))
+    grid = tuple(float(t) for t in _as_grid(ts))  # an array, or a horizon as in integrate
     n = math.prod(batch)
     if isinstance(eta, AbstractDynamics):
         noise = float(np.asarray(noise))  # integrate insists on 0 here; keep it concrete
