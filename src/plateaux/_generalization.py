@@ -1,6 +1,8 @@
 r"""Generalization error of a student given the order parameters."""
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 from ._averages import i2_matrix
@@ -30,6 +32,8 @@ def generalization_error(
     Leading batch axes of `params` are mapped over. `activation` may be a pair
     `(student_act, teacher_act)`; the student-teacher block of $I_2$ then uses quadrature.
     """
+    if not isinstance(noise, jax.core.Tracer) and not np.all(np.isfinite(noise) & (np.asarray(noise) >= 0)):
+        raise ValueError(f"noise (standard deviation) must be finite and >= 0; got noise={noise}")
     act = as_pair(Erf() if activation is None else activation)
     a = output_coefficients(params)
     eg = 0.5 * jnp.einsum("...a,...ab,...b->...", a, i2_matrix(act, params.covariance, params.K), a)

@@ -68,6 +68,13 @@ def _diverged(params: OrderParams, q_max: float):
 def _solve(dynamics, params0, ts, rtol, atol, max_steps, stop_eg, stop_rate, q_max, progress):
     template = params0
     y0 = flatten_learned(params0, learn_v=dynamics.learn_v)
+    # A vector field that is not finite at the start would make every step rejected (a hang
+    # until max_steps): refuse it with the reason instead.
+    y0 = eqx.error_if(
+        y0,
+        ~jnp.all(jnp.isfinite(dynamics.flat_vector_field(y0, template, ts[0]))),
+        "the vector field is not finite at params0 (an activation undefined there? a bad start?)",
+    )
 
     def rhs(t, y, args):
         return dynamics.flat_vector_field(y, template, t)

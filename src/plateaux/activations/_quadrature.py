@@ -29,7 +29,13 @@ def check_order(order) -> int:
     """Validate a quadrature order (a positive Python int); `ValueError` names a bad one."""
     if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 1:
         raise ValueError(f"quadrature order must be a positive integer; got order={order!r}")
+    if order > MAX_ORDER:
+        # NumPy's Hermite weights overflow beyond ~380 nodes, and 2-field integrals use 2 * order.
+        raise ValueError(f"quadrature order must be <= {MAX_ORDER}; got order={order!r}")
     return int(order)
+
+
+MAX_ORDER = 150
 
 
 @functools.lru_cache(maxsize=64)

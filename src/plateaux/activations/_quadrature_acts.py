@@ -5,6 +5,7 @@ from collections.abc import Callable
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ._base import AbstractActivation
 
@@ -64,6 +65,23 @@ class Custom(AbstractActivation):
     def __check_init__(self):
         if not callable(self.fn):
             raise ValueError(f"Custom activation needs a callable fn; got fn={self.fn!r}")
+        # Gaussian fields reach every real x: fn must act elementwise and be finite there.
+        probe = np.linspace(-6.0, 6.0, 25)
+        try:
+            values = np.asarray(self.fn(jnp.asarray(probe)), dtype=float)
+        except Exception as e:
+            raise ValueError(f"Custom activation {self.name!r}: fn failed on an array of inputs: {e}") from e
+        if values.shape != probe.shape:
+            raise ValueError(
+                f"Custom activation {self.name!r}: fn must act elementwise (output shape = input shape); "
+                f"got shape {values.shape} for an input of shape {probe.shape}"
+            )
+        bad = ~np.isfinite(values)
+        if bad.any():
+            raise ValueError(
+                f"Custom activation {self.name!r}: fn is not finite at x={probe[bad][0]:g} "
+                "(Gaussian fields take every real value)"
+            )
 
     def g(self, x):
         return jnp.asarray(self.fn(jnp.asarray(x, dtype=float)), dtype=float)

@@ -141,16 +141,18 @@ def run_chunk(task: dict) -> dict:
         reached = grid <= traj.t_stop[i]
         t, eg = grid[reached], traj.eg[i][reached]
         row = {"eg_final": float(eg[-1])}
-        plateau = find_plateau(t, eg)
+        # A diverged or unfinished solve has no phases to report (NaN, not a spurious plateau).
+        failed = int(traj.status[i]) in (int(px.Status.DIVERGED), int(px.Status.MAX_STEPS))
+        plateau = None if failed else find_plateau(t, eg)
         row["plateau_height"] = math.nan if plateau is None else plateau.height
         row["plateau_entry"] = math.nan if plateau is None else plateau.entry
         row["plateau_exit"] = math.nan if plateau is None or plateau.exit is None else plateau.exit
         member = jax.tree.map(lambda x: x[i], traj)
         if config["analysis"]["phases"]:
-            phases = _phase_summary(member, dynamics[i])
+            phases = [] if failed else _phase_summary(member, dynamics[i])
             phase_rows.append(phases)
             for name, kind in (("plateau_duration", "plateau"), ("quasi_plateau_duration", "quasi-plateau")):
-                row[name] = sum(p.exit - p.entry for p in phases if p.kind == kind)
+                row[name] = math.nan if failed else sum(p.exit - p.entry for p in phases if p.kind == kind)
         if config["analysis"]["fixed_points"]:
             _, eta, c, noise, _ = members[i]
             if (eta, c, noise) not in fixed_points:

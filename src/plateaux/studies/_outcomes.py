@@ -60,6 +60,16 @@ def _solve(dynamics, params0, t0, t1, ts, margin, rtol, atol, max_steps, adjoint
     template = params0
     learn_v = dynamics.learn_v
     y0 = flatten_learned(params0, learn_v=learn_v)
+    # Checked at run time, so a traced eta (grad, vmap, an optimiser's step) is covered too.
+    etas = _learning_rates(dynamics, t0, t1)
+    y0 = eqx.error_if(
+        y0, ~jnp.all(jnp.isfinite(etas) & (etas > 0)), "the learning rate must be finite and > 0"
+    )
+    y0 = eqx.error_if(
+        y0,
+        ~jnp.all(jnp.isfinite(dynamics.flat_vector_field(y0, template, t0))),
+        "the vector field is not finite at params0 (an activation undefined there? a bad start?)",
+    )
 
     def rhs(t, state, args):
         y, _ = state
@@ -85,7 +95,31 @@ def _solve(dynamics, params0, t0, t1, ts, margin, rtol, atol, max_steps, adjoint
     ys = eqx.error_if(
         ys, ~jnp.all(jnp.isfinite(ys)), "the integration diverged (non-finite state): eta too large?"
     )
+    # The same divergence rule as px.integrate: a norm Q_ii above Q_MAX is a runaway solve.
+    q_diag = jnp.stack(list(_diagonal_coordinates(ys, template.K)), axis=-1)
+    ys = eqx.error_if(
+        ys, jnp.any(q_diag > _Q_MAX), f"the integration diverged (a Q_ii > {_Q_MAX:g}): eta too large?"
+    )
     return ys, zs
+
+
+_Q_MAX = 1e4  # as px.integrate's default q_max
+
+
+def _diagonal_coordinates(ys, K: int):
+    """The Q_ii entries of minimal coordinates (upper triangle of Q, row-major, comes first)."""
+    j = 0
+    for i in range(K):
+        yield ys[..., j]
+        j += K - i
+
+
+def _learning_rates(dynamics, t0, t1):
+    """The learning rate(s) the solve uses: eta, or a schedule sampled densely on [t0, t1]."""
+    schedule = getattr(dynamics, "schedule", None)
+    if schedule is not None:
+        return schedule(jnp.linspace(t0, t1, 513))
+    return jnp.asarray(getattr(dynamics, "eta", 1.0))
 
 
 def _params_at(ys, template, learn_v):
@@ -148,6 +182,7 @@ def soft_duration(
 
     **Returns:** the soft duration, a scalar in $[0, H]$.
     """
+    _check_positive(horizon=horizon)
     _, z = _solve(
         dynamics,
         params0,
