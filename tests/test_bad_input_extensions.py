@@ -20,6 +20,7 @@ def _state():
         (lambda: px.Custom(lambda x: jnp.stack([x, x])), "elementwise"),
         (lambda: px.Custom(jnp.sum), "elementwise"),
         (lambda: px.Tanh(order=200), "order must be <= "),
+        (lambda: px.Tanh(order=91), "order must be <= "),
         (lambda: px.generalization_error(_state(), noise=-1.0), "noise=-1.0"),
     ],
 )
@@ -45,3 +46,21 @@ def test_studies_refuse_a_traced_non_positive_learning_rate():
 
     with pytest.raises(eqx.EquinoxRuntimeError, match="learning rate"):
         studies.value_and_grad(outcome, jnp.asarray(-0.5), mode="forward")
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: px.schedules.PiecewiseConstant([1.0], 0.5), "1-d array of one more value"),
+        (lambda: px.schedules.Constant([0.1, 0.2]), "scalar eta"),
+    ],
+)
+def test_schedule_shapes_are_checked(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_nn2pp_prefix_cannot_escape_the_directory(tmp_path):
+    params = px.OrderParams([[1.0]], [[0.5]], [[1.0]])
+    with pytest.raises(ValueError, match="plain name"):
+        px.save_text(tmp_path / "out", params, layout="nn2pp", prefix="../evil")

@@ -47,6 +47,8 @@ def _names(layout: str, prefix: str | None) -> dict:
     if layout == "nn2pp":
         if not prefix:
             raise ValueError("the nn2pp layout needs a file prefix (prefix='run')")
+        if "/" in prefix or "\\" in prefix or prefix in (".", ".."):
+            raise ValueError(f"the file prefix must be a plain name, not a path; got prefix={prefix!r}")
         return {
             "Q": f"{prefix}_Q0.dat",
             "R": f"{prefix}_R0.dat",

@@ -79,6 +79,8 @@ class Constant(AbstractSchedule):
         self.eta = _array(eta)
 
     def __check_init__(self):
+        if not _traced(self.eta) and self.eta.shape != ():
+            raise ValueError(f"Constant schedule needs a scalar eta; got shape {self.eta.shape}")
         _check_values("eta", self.eta)
 
     def __call__(self, alpha):
@@ -110,8 +112,8 @@ class PiecewiseConstant(AbstractSchedule):
         _check_values("values", self.values)
         if self.values.shape != (self.boundaries.shape[0] + 1,):
             raise ValueError(
-                f"need one more value than boundaries; got {self.values.shape[0]} values "
-                f"for {self.boundaries.shape[0]} boundaries"
+                f"need a 1-d array of one more value than boundaries; got values of shape "
+                f"{self.values.shape} for {self.boundaries.shape[0]} boundaries"
             )
 
     def __call__(self, alpha):

@@ -6,7 +6,7 @@ import equinox as eqx
 import numpy as np
 
 from ._base import as_pair, quadrature_order
-from ._quadrature import check_order
+from ._quadrature import MAX_ORDER, check_order
 
 
 @eqx.filter_jit
@@ -51,7 +51,7 @@ def quadrature_report(act, state, K: int | None = None, reference_order: int | N
             raise ValueError("pass K (the number of student fields) with a covariance matrix")
     student, teacher = as_pair(act)
     orders = (quadrature_order(student), quadrature_order(teacher))
-    ref = 2 * max(orders) if reference_order is None else check_order(reference_order)
+    ref = min(2 * max(orders), MAX_ORDER) if reference_order is None else check_order(reference_order)
     low = (student, teacher)
     high = (_with_order(student, ref), _with_order(teacher, ref))
     out = {}
