@@ -92,13 +92,38 @@ def j2_matrix(act, C: Float[Array, "*b n n"], K: int | None = None) -> Float[Arr
     return _pairwise(act, "dg", C, K)
 
 
+def i3_arguments(d, C, K: int) -> tuple:
+    r"""The covariance entries $(c_{11}, c_{12}, c_{13}, c_{23}, c_{33})$ of $I_3(x_i, u_b, u_c)$
+    on the grid $(i, b, c)$, from the diagonal `d` and `C` (field axes first; any trailing
+    batch axes are carried along)."""
+    a = slice(0, K)
+    return (d[a, None, None], C[a, :, None], C[a, None, :], C[None, :, :], d[None, None, :])
+
+
+def i4_arguments(d, C, K: int) -> tuple:
+    r"""The ten covariance entries of $I_4(x_i, x_k, u_c, u_d)$ on the grid $(i, k, c, d)$, from
+    the diagonal `d` and `C` (field axes first; trailing batch axes are carried along)."""
+    s = slice(0, K)
+    return (
+        d[s, None, None, None],
+        C[s, s][:, :, None, None],
+        C[s, :][:, None, :, None],
+        C[s, :][:, None, None, :],
+        d[None, s, None, None],
+        C[s, :][None, :, :, None],
+        C[s, :][None, :, None, :],
+        d[None, None, :, None],
+        C[None, None, :, :],
+        d[None, None, None, :],
+    )
+
+
 def i3_tensor(act, C: Float[Array, "n n"], K: int) -> Float[Array, "K n n"]:
     r"""$[I_3]_{i b c} = \langle g'(x_i)\, u_b\, g(u_c)\rangle$, $i$ a student field."""
     student, teacher = as_pair(act)
     d = jnp.diagonal(C)
     a = slice(0, K)
-    args = (d[a, None, None], C[a, :, None], C[a, None, :], C[None, :, :], d[None, None, :])
-    out = student.i3(*args)
+    out = student.i3(*i3_arguments(d, C, K))
     if _alike(student, teacher):
         return out
     # Columns c >= K: the teacher's g with the student's g'.
@@ -123,21 +148,7 @@ def _has_closed_i4(act: AbstractActivation) -> bool:
 
 
 def _closed_i4(act, C, K):
-    d = jnp.diagonal(C)
-    s = slice(0, K)
-    # Axes: (i, k, c, d).
-    return act.i4(
-        d[s, None, None, None],
-        C[s, s][:, :, None, None],
-        C[s, :][:, None, :, None],
-        C[s, :][:, None, None, :],
-        d[None, s, None, None],
-        C[s, :][None, :, :, None],
-        C[s, :][None, :, None, :],
-        d[None, None, :, None],
-        C[None, None, :, :],
-        d[None, None, None, :],
-    )
+    return act.i4(*i4_arguments(jnp.diagonal(C), C, K))  # axes (i, k, c, d)
 
 
 def _i4_groups(K: int, n: int, needed):

@@ -18,6 +18,7 @@ path.
 import jax
 import jax.numpy as jnp
 
+from .._averages import i3_arguments, i4_arguments
 from ..activations import AbstractActivation
 from ._base import AbstractDynamics, averaging_activation
 
@@ -91,7 +92,7 @@ def _sgd_batch_last(dyn, y, template):
     a = jnp.concatenate([-v, w])  # (n, B)
     s = slice(0, K)
     # <delta_i u_b> = v_i sum_c a_c I3(x_i, u_b, u_c): grid (i, b, c, B).
-    i3 = act.i3(d[s, None, None], C[s, :, None], C[s, None, :], C[None, :, :], d[None, None, :])
+    i3 = act.i3(*i3_arguments(d, C, K))
     delta_u = v[:, None] * jnp.sum(i3 * a[None, None], axis=2)  # (K, n, B)
     eta, wd = dyn.eta, dyn.weight_decay
     delta_x = delta_u[:, :K]
@@ -99,18 +100,7 @@ def _sgd_batch_last(dyn, y, template):
     Q = C[:K, :K]
     dQ = eta * (delta_x + jnp.swapaxes(delta_x, 0, 1) - 2.0 * wd * Q)
     if dyn.eta_squared:
-        i4 = act.i4(
-            d[s, None, None, None],
-            C[s, s][:, :, None, None],
-            C[s, :][:, None, :, None],
-            C[s, :][:, None, None, :],
-            d[None, s, None, None],
-            C[s, :][None, :, :, None],
-            C[s, :][None, :, None, :],
-            d[None, None, :, None],
-            C[None, None, :, :],
-            d[None, None, None, :],
-        )
+        i4 = act.i4(*i4_arguments(d, C, K))
         vv = v[:, None] * v[None, :]
         delta_delta = vv * jnp.sum(i4 * (a[:, None] * a[None, :])[None, None], axis=(2, 3))
         noise_term = dyn.noise**2 * vv * act.j2(d[s, None], C[s, s], d[None, s])
